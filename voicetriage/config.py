@@ -1,0 +1,118 @@
+"""Configuration: one typed object, built from a TOML file and CLI flags.
+
+Nothing reads configuration from globals or the environment; the CLI builds a
+:class:`Config` and passes it (or its parts) to whatever it starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class AsrConfig:
+    """The recogniser.
+
+    ``model`` is a registry id (see ``voicetriage models``) or a path to a
+    CTranslate2 Whisper directory. ``min_window_s``/``window_step_s``: audio is
+    padded up to a window of at least ``min_window_s`` seconds, rounded up to a
+    multiple of ``window_step_s`` (never beyond Whisper's 30 s), instead of
+    always padding to 30 s: the encoder cost grows with the window.
+    """
+
+    model: str = "base"
+    device: str = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: int = 0  # 0: one per core
+    beam_size: int = 1
+    language: str | None = None  # force a language for every call
+    min_window_s: float = 10.0
+    window_step_s: float = 5.0
+    max_batch: int = 4
+    model_cache_dir: str | None = None  # where joined split weights go
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Utterance segmentation and partial results."""
+
+    vad_threshold: float = 0.5
+    vad_neg_threshold: float = 0.35
+    min_speech_ms: int = 200
+    end_silence_ms: int = 500
+    max_utterance_s: float = 15.0
+    pre_roll_ms: int = 200
+    partial_interval_s: float = 1.0
+    min_partial_audio_s: float = 0.5
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    max_message_bytes: int = 1 << 20  # one websocket message
+    max_calls: int = 64
+    idle_timeout_s: float = 30.0  # no message for this long ends a call
+    max_call_s: float = 4 * 3600.0
+    event_log: str | None = None  # append-only JSONL of finals (and hints)
+
+
+@dataclass(frozen=True)
+class Config:
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    extra: Mapping[str, Any] = field(default_factory=dict)  # other sections, for later stages
+
+
+def _section(cls: type, values: Mapping[str, Any], where: str) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown option(s) {', '.join(sorted(unknown))}")
+    kwargs = {}
+    for name, value in values.items():
+        default = getattr(cls(), name)
+        if default is not None and not isinstance(value, type(default)):
+            # ints are fine where floats are expected
+            if not (isinstance(default, float) and isinstance(value, int)):
+                raise ConfigError(
+                    f"{where}.{name}: expected {type(default).__name__}, got {value!r}"
+                )
+            value = float(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path | None = None, **overrides: Mapping[str, Any]) -> Config:
+    """Build a :class:`Config` from an optional TOML file plus overrides.
+
+    ``overrides`` are per section, e.g. ``asr={"model": "tiny.en"}``; ``None``
+    values are ignored so CLI flags that were not given keep the file's value.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {p} does not exist") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {p}: {e}") from None
+    sections = {"asr": AsrConfig, "stream": StreamConfig, "server": ServerConfig}
+    built: dict[str, Any] = {}
+    for name, cls in sections.items():
+        values = dict(data.get(name, {}))
+        values.update({k: v for k, v in overrides.get(name, {}).items() if v is not None})
+        built[name] = _section(cls, values, name)
+    extra = {k: v for k, v in data.items() if k not in sections}
+    return Config(**built, extra=extra)
+
+
+__all__ = ["AsrConfig", "StreamConfig", "ServerConfig", "Config", "load_config"]

@@ -1,0 +1,130 @@
+"""Typed events that cross stage boundaries.
+
+Ingest adapters produce a :class:`CallInfo` and audio; the streaming pipeline
+produces :class:`Partial`, :class:`Final`, :class:`Dtmf` and, at the end, a
+:class:`CallSummary`. Triage adds :class:`Hint`-like events. All times are
+seconds relative to the start of the call's audio (the first sample received).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    """What is known about a call when it starts.
+
+    ``platform`` names the ingest protocol ("native", "twilio", "audiohook",
+    "audiosocket"); ``platform_ids`` keeps that platform's own identifiers
+    (streamSid, conversationId, ...) so outputs can be joined back.
+    """
+
+    call_id: str
+    caller_id: str | None = None
+    language_hint: str | None = None
+    platform: str = "native"
+    platform_ids: Mapping[str, str] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class AsrResult:
+    """What the recogniser says about one stretch of audio."""
+
+    text: str
+    language: str
+    language_probability: float
+    avg_logprob: float
+    no_speech_prob: float
+    tokens: int = 0
+    compression_ratio: float = 0.0
+
+
+@dataclass(frozen=True)
+class Partial:
+    """Hypothesis for the utterance in progress.
+
+    ``stable`` is the prefix confirmed by local agreement (two consecutive
+    hypotheses agreed on it); it never shrinks within an utterance.
+    ``unstable`` is the rest of the newest hypothesis.
+    """
+
+    call_id: str
+    track: str
+    utterance: int
+    start: float
+    end: float
+    stable: str
+    unstable: str
+    language: str
+    language_probability: float
+
+    @property
+    def text(self) -> str:
+        return self.stable + self.unstable
+
+
+@dataclass(frozen=True)
+class Final:
+    """The finished transcript of one utterance.
+
+    ``reason`` is why it ended: "silence" (trailing silence), "max_length",
+    or "stop" (the call ended while speech was going on).
+    ``speech_s`` is the voiced time inside [start, end] according to the VAD.
+    """
+
+    call_id: str
+    track: str
+    utterance: int
+    start: float
+    end: float
+    text: str
+    language: str
+    language_probability: float
+    avg_logprob: float
+    no_speech_prob: float
+    reason: str
+    speech_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Dtmf:
+    """A keypad digit pressed by a participant."""
+
+    call_id: str
+    track: str
+    digit: str
+    time: float
+
+
+@dataclass(frozen=True)
+class CallSummary:
+    """Sent once when a call ends."""
+
+    call_id: str
+    reason: str
+    audio_s: dict[str, float]
+    utterances: int
+    finals: tuple[Final, ...]
+    languages: dict[str, float]
+    duration_s: float
+
+
+def to_dict(event: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a dataclass event (tuples become lists)."""
+    return asdict(event)
+
+
+__all__ = [
+    "CallInfo",
+    "AsrResult",
+    "Partial",
+    "Final",
+    "Dtmf",
+    "CallSummary",
+    "to_dict",
+]
