@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,8 @@ class CallInfo:
     "audiosocket"); ``platform_ids`` keeps that platform's own identifiers
     (streamSid, conversationId, ...) so outputs can be joined back.
     """
+
+    kind: ClassVar[str] = "call"
 
     call_id: str
     caller_id: str | None = None
@@ -34,6 +36,8 @@ class CallInfo:
 @dataclass(frozen=True)
 class AsrResult:
     """What the recogniser says about one stretch of audio."""
+
+    kind: ClassVar[str] = "asr"
 
     text: str
     language: str
@@ -52,6 +56,8 @@ class Partial:
     hypotheses agreed on it); it never shrinks within an utterance.
     ``unstable`` is the rest of the newest hypothesis.
     """
+
+    kind: ClassVar[str] = "partial"
 
     call_id: str
     track: str
@@ -77,6 +83,8 @@ class Final:
     ``speech_s`` is the voiced time inside [start, end] according to the VAD.
     """
 
+    kind: ClassVar[str] = "final"
+
     call_id: str
     track: str
     utterance: int
@@ -95,6 +103,8 @@ class Final:
 class Dtmf:
     """A keypad digit pressed by a participant."""
 
+    kind: ClassVar[str] = "dtmf"
+
     call_id: str
     track: str
     digit: str
@@ -104,6 +114,8 @@ class Dtmf:
 @dataclass(frozen=True)
 class CallSummary:
     """Sent once when a call ends."""
+
+    kind: ClassVar[str] = "summary"
 
     call_id: str
     reason: str
@@ -119,6 +131,11 @@ def to_dict(event: Any) -> dict[str, Any]:
     return asdict(event)
 
 
+def to_message(event: Any) -> dict[str, Any]:
+    """The wire/log form of an event: ``{"type": event.kind, **fields}``."""
+    return {"type": event.kind, **asdict(event)}
+
+
 __all__ = [
     "CallInfo",
     "AsrResult",
@@ -127,4 +144,5 @@ __all__ = [
     "Dtmf",
     "CallSummary",
     "to_dict",
+    "to_message",
 ]

@@ -1,0 +1,1 @@
+"""Subcommands of the voicetriage CLI, one module each."""
