@@ -52,6 +52,32 @@ def load_whisper(config: AsrConfig):
     return model, resolved
 
 
+# Chinese varieties a caller may announce; Whisper (before large-v3) writes
+# them all under "zh".
+_LANGUAGE_ALIASES = {"cmn": "zh", "yue": "zh", "wuu": "zh", "hak": "zh", "nan": "zh", "zho": "zh", "eng": "en"}
+
+
+def normalise_language(hint: str | None, multilingual: bool = True) -> str | None:
+    """A client's language hint ("zh-CN", "yue-HK", "en") to a Whisper code.
+
+    Returns ``None`` for no hint. Raises :class:`ValueError` for a language
+    Whisper does not know.
+    """
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    if hint is None or hint == "" or hint == "auto":
+        return None
+    if not isinstance(hint, str):
+        raise ValueError(f"language must be a string, got {hint!r}")
+    primary = hint.strip().lower().replace("_", "-").split("-")[0]
+    primary = _LANGUAGE_ALIASES.get(primary, primary)
+    if primary not in _LANGUAGE_CODES:
+        raise ValueError(f"unsupported language {hint!r}")
+    if not multilingual and primary != "en":
+        raise ValueError(f"language {hint!r} needs a multilingual model; this one is English-only")
+    return primary
+
+
 @dataclass(frozen=True)
 class AsrRequest:
     """One stretch of 16 kHz float32 audio to transcribe."""
@@ -183,4 +209,4 @@ class AsrEngine:
         return results
 
 
-__all__ = ["AsrEngine", "AsrRequest", "load_whisper", "SAMPLE_RATE"]
+__all__ = ["AsrEngine", "AsrRequest", "load_whisper", "normalise_language", "SAMPLE_RATE"]

@@ -1,0 +1,70 @@
+"""The engine: what a server or a batch run loads once and shares by every call."""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterable, Sequence
+
+from .asr import AsrEngine, normalise_language
+from .audio.codecs import AudioSpec
+from .config import Config
+from .errors import ProtocolError
+from .events import CallInfo
+from .session import CallObserver, CallSession, Emit
+from .vad import VadModel
+from .worker import InferenceWorker
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    """One Whisper model, one VAD model and one inference worker for all calls."""
+
+    def __init__(self, config: Config, asr: AsrEngine, vad: VadModel) -> None:
+        self.config = config
+        self.asr = asr
+        self.vad = vad
+        self.worker = InferenceWorker(asr, max_batch=config.asr.max_batch)
+        self.worker.start()
+        self._forced_language = normalise_language(config.asr.language, asr.multilingual)
+
+    @classmethod
+    def load(cls, config: Config) -> "Engine":
+        """Resolve and load the model named in ``config.asr`` (blocking)."""
+        return cls(config, AsrEngine.load(config.asr), VadModel())
+
+    @property
+    def model_id(self) -> str:
+        return self.asr.resolved.id
+
+    def open_call(
+        self,
+        info: CallInfo,
+        spec: AudioSpec,
+        emit: Emit,
+        *,
+        tracks: Sequence[str] = ("caller",),
+        observers: Iterable[CallObserver] = (),
+    ) -> CallSession:
+        """Start the pipeline of one call. Raises ProtocolError for a language
+        hint the model cannot use."""
+        language = self._forced_language
+        if language is None and info.language_hint:
+            try:
+                language = normalise_language(info.language_hint, self.asr.multilingual)
+            except ValueError as e:
+                raise ProtocolError(str(e), code="unsupported_language") from None
+        return CallSession(
+            info,
+            spec,
+            worker=self.worker,
+            vad=self.vad,
+            config=self.config.stream,
+            emit=emit,
+            language=language,
+            tracks=tracks,
+            observers=observers,
+        )
+
+    def close(self) -> None:
+        self.worker.stop()

@@ -1,0 +1,342 @@
+"""One call's streaming pipeline: audio in, partials, finals and a summary out.
+
+A :class:`CallSession` ties together, per audio track, the wire decoder, the
+VAD and segmenter, local agreement for partials, and requests to the shared
+:class:`~voicetriage.worker.InferenceWorker`. Everything it produces goes to
+the ``emit`` callable of whoever owns the call (a protocol adapter), in order.
+The ``push_*`` methods are synchronous and cheap and must be called from the
+event loop; inference happens on the worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Protocol, Sequence
+
+import numpy as np
+
+from .agreement import LocalAgreement
+from .asr import AsrRequest
+from .audio.codecs import TARGET_RATE, AudioSpec, StreamDecoder
+from .config import StreamConfig
+from .errors import AudioFormatError
+from .events import CallInfo, CallSummary, Dtmf, Final, Partial
+from .segmenter import Segmenter, SpeechEnded
+from .vad import VadModel
+from .worker import InferenceWorker
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[object], None]
+
+
+class CallObserver(Protocol):
+    """Per-call extension point (triage). Methods run on the event loop and
+    return further events (hints, signals) to emit after the one that caused them."""
+
+    def on_audio(self, track: str, samples: np.ndarray, t0: float) -> list[object]: ...
+
+    def on_event(self, event: object) -> list[object]: ...
+
+    def on_close(self, summary: CallSummary) -> list[object]: ...
+
+
+ObserverFactory = Callable[[CallInfo], "CallObserver | None"]
+
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+
+
+@dataclass
+class _Track:
+    name: str
+    segmenter: Segmenter
+    decoder: StreamDecoder | None
+    agreement: LocalAgreement = field(default_factory=LocalAgreement)
+    partial_at: float = 0.0  # utterance audio length at the last partial request
+    partial_busy: bool = False
+    language: str | None = None  # detected language of the utterance in progress
+    last_final: asyncio.Future | None = None
+
+
+class CallSession:
+    """The streaming pipeline of one call. Create it with ``Engine.open_call``."""
+
+    def __init__(
+        self,
+        info: CallInfo,
+        spec: AudioSpec,
+        *,
+        worker: InferenceWorker,
+        vad: VadModel,
+        config: StreamConfig,
+        emit: Emit,
+        language: str | None = None,
+        tracks: Sequence[str] = ("caller",),
+        observers: Iterable[CallObserver] = (),
+    ) -> None:
+        if spec.channels == 2 and len(tracks) != 2:
+            raise AudioFormatError("stereo audio needs two track labels (e.g. caller, agent)")
+        if len(set(tracks)) != len(tracks) or not tracks:
+            raise AudioFormatError(f"track labels must be distinct and not empty: {list(tracks)}")
+        self.info = info
+        self.spec = spec
+        self.config = config
+        self.language = language
+        self._worker = worker
+        self._emit_fn = emit
+        self._observers = list(observers)
+        self._stereo = StreamDecoder(spec) if spec.channels == 2 else None
+        mono = AudioSpec(spec.encoding, spec.sample_rate, 1)
+        self._tracks = {
+            t: _Track(
+                t,
+                Segmenter(config, vad.stream().feed),
+                None if self._stereo else StreamDecoder(mono),
+            )
+            for t in tracks
+        }
+        self._finals: list[Final] = []
+        self._pending: set[asyncio.Future] = set()
+        self._closed = False
+        self._summary: CallSummary | None = None
+        self._opened = time.monotonic()
+        self.dropped_partials = 0
+
+    # -- input -----------------------------------------------------------------
+    @property
+    def tracks(self) -> tuple[str, ...]:
+        return tuple(self._tracks)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def time(self, track: str | None = None) -> float:
+        """Seconds of audio received on ``track`` (default: the first)."""
+        t = self._tracks[track or self.tracks[0]]
+        return t.segmenter.samples / TARGET_RATE
+
+    def push_audio(self, data: bytes, track: str | None = None) -> None:
+        """Wire audio in the call's :class:`AudioSpec`.
+
+        Stereo audio is split to the two tracks; mono audio goes to ``track``
+        (default: the first track). Raises :class:`AudioFormatError` for a
+        chunk that is not a whole number of samples; the call goes on.
+        """
+        if self._closed:
+            return
+        if self._stereo is not None:
+            if track is not None:
+                raise AudioFormatError("stereo audio carries both tracks; do not name one")
+            for name, samples in zip(self.tracks, self._stereo.decode(data)):
+                self._feed(self._tracks[name], samples)
+        else:
+            t = self._track(track)
+            self._feed(t, t.decoder.decode(data)[0])  # type: ignore[union-attr]
+
+    def push_gap(self, seconds: float, track: str | None = None) -> None:
+        """Lost packets: ``seconds`` of silence, so the clock stays right."""
+        if self._closed or seconds <= 0:
+            return
+        if self._stereo is not None:
+            for name, samples in zip(self.tracks, self._stereo.silence(seconds)):
+                self._feed(self._tracks[name], samples)
+        else:
+            t = self._track(track)
+            self._feed(t, t.decoder.silence(seconds)[0])  # type: ignore[union-attr]
+
+    def push_dtmf(self, digit: str, track: str | None = None, time: float | None = None) -> None:
+        """A keypad digit; ``time`` defaults to the track's current audio time."""
+        if self._closed:
+            return
+        if not isinstance(digit, str) or len(digit) != 1 or digit.upper() not in DTMF_DIGITS:
+            raise AudioFormatError(f"not a DTMF digit: {digit!r}", code="bad_dtmf")
+        name = self._track(track).name
+        self._emit(Dtmf(self.info.call_id, name, digit.upper(), self.time(name) if time is None else time))
+
+    async def close(self, reason: str = "stop") -> CallSummary:
+        """End the call: finish speech in progress, wait for every final, emit
+        the summary. Safe to call more than once."""
+        if self._summary is not None:
+            return self._summary
+        if not self._closed:
+            self._closed = True
+            for t in self._tracks.values():
+                tail = (
+                    t.decoder.flush() if t.decoder is not None else []
+                )
+                for samples in tail:
+                    self._segment(t, samples)
+                for ev in t.segmenter.flush():
+                    self._handle_segment(t, ev)
+            if self._stereo is not None:
+                for name, samples in zip(self.tracks, self._stereo.flush()):
+                    self._segment(self._tracks[name], samples)
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+        self._worker.forget(self.info.call_id)
+        langs: dict[str, float] = {}
+        for f in self._finals:
+            langs[f.language] = langs.get(f.language, 0.0) + (f.end - f.start)
+        summary = CallSummary(
+            call_id=self.info.call_id,
+            reason=reason,
+            audio_s={n: round(self.time(n), 3) for n in self.tracks},
+            utterances=len(self._finals),
+            finals=tuple(self._finals),
+            languages={k: round(v, 3) for k, v in langs.items()},
+            duration_s=round(time.monotonic() - self._opened, 3),
+        )
+        self._summary = summary
+        for obs in self._observers:
+            try:
+                extra = obs.on_close(summary)
+            except Exception:  # noqa: BLE001 - an observer must not lose the summary
+                log.exception("call %s: observer failed on close", self.info.call_id)
+                extra = []
+            for ev in extra or ():
+                self._emit_fn(ev)
+        self._emit_fn(summary)
+        return summary
+
+    # -- internals ------------------------------------------------------------------
+    def _track(self, track: str | None) -> _Track:
+        if track is None:
+            return next(iter(self._tracks.values()))
+        try:
+            return self._tracks[track]
+        except KeyError:
+            raise AudioFormatError(f"unknown track {track!r}; this call has {list(self._tracks)}") from None
+
+    def _emit(self, event: object) -> None:
+        """Emit an event, then whatever the observers derive from it."""
+        self._emit_fn(event)
+        for obs in self._observers:
+            try:
+                extra = obs.on_event(event)
+            except Exception:  # noqa: BLE001 - a broken observer must not end the call
+                log.exception("call %s: observer failed", self.info.call_id)
+                continue
+            for ev in extra or ():
+                self._emit_fn(ev)
+
+    def _feed(self, t: _Track, samples: np.ndarray) -> None:
+        if len(samples) == 0:
+            return
+        t0 = t.segmenter.samples / TARGET_RATE
+        for obs in self._observers:
+            try:
+                extra = obs.on_audio(t.name, samples, t0)
+            except Exception:  # noqa: BLE001
+                log.exception("call %s: observer failed on audio", self.info.call_id)
+                continue
+            for ev in extra or ():
+                self._emit_fn(ev)
+        self._segment(t, samples)
+        self._maybe_partial(t)
+
+    def _segment(self, t: _Track, samples: np.ndarray) -> None:
+        for ev in t.segmenter.feed(samples):
+            self._handle_segment(t, ev)
+
+    def _handle_segment(self, t: _Track, ev) -> None:
+        if isinstance(ev, SpeechEnded):
+            self._request_final(t, ev)
+            t.agreement.reset()
+            t.partial_at = 0.0
+            t.language = None
+
+    def _language_for(self, t: _Track) -> str | None:
+        return self.language or t.language
+
+    def _maybe_partial(self, t: _Track) -> None:
+        seg = t.segmenter
+        if seg.active is None or t.partial_busy or self._closed:
+            return
+        audio = seg.active_audio()
+        length = len(audio) / TARGET_RATE
+        if seg.active_speech_s < self.config.min_partial_audio_s:
+            return
+        if length - t.partial_at < self.config.partial_interval_s and t.partial_at > 0:
+            return
+        t.partial_at = length
+        t.partial_busy = True
+        utt, start = seg.active, seg.active_start
+        fut = self._worker.submit(
+            self.info.call_id, t.name, AsrRequest(audio.copy(), self._language_for(t)), final=False
+        )
+        task = asyncio.ensure_future(self._on_partial(t, utt, start, length, fut))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _on_partial(self, t: _Track, utt: int, start: float, length: float, fut) -> None:
+        try:
+            result = await fut
+        except Exception:  # noqa: BLE001
+            log.exception("call %s: partial failed", self.info.call_id)
+            result = None
+        finally:
+            t.partial_busy = False
+        if result is None or t.segmenter.active != utt or self._closed:
+            self.dropped_partials += result is not None
+            return
+        if self.language is None and t.language is None and result.language_probability >= 0.5:
+            t.language = result.language
+        stable, unstable = t.agreement.update(result.text)
+        if stable or unstable:
+            self._emit(
+                Partial(
+                    self.info.call_id, t.name, utt, round(start, 3), round(start + length, 3),
+                    stable, unstable, result.language, round(result.language_probability, 4),
+                )
+            )
+        # audio kept arriving while we decoded: ask again if it is time
+        self._maybe_partial(t)
+
+    def _request_final(self, t: _Track, ev: SpeechEnded) -> None:
+        if len(ev.audio) == 0:
+            return
+        fut = self._worker.submit(
+            self.info.call_id, t.name, AsrRequest(ev.audio, self._language_for(t)), final=True
+        )
+        previous = t.last_final
+        task = asyncio.ensure_future(self._on_final(t, ev, fut, previous))
+        t.last_final = task
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _on_final(self, t: _Track, ev: SpeechEnded, fut, previous) -> None:
+        try:
+            result = await fut
+        except Exception as e:  # noqa: BLE001
+            log.exception("call %s: final failed", self.info.call_id)
+            result = e
+        if previous is not None:  # finals of a track go out in order
+            await asyncio.gather(previous, return_exceptions=True)
+        if isinstance(result, BaseException) or result is None:
+            return
+        text = result.text
+        # Whisper's "no speech" guess plus a poor score: a cough, not words
+        if result.no_speech_prob > 0.6 and result.avg_logprob < -1.0:
+            text = ""
+        if not text:
+            return
+        final = Final(
+            call_id=self.info.call_id,
+            track=t.name,
+            utterance=ev.utterance,
+            start=round(ev.start, 3),
+            end=round(ev.end, 3),
+            text=text,
+            language=result.language,
+            language_probability=round(result.language_probability, 4),
+            avg_logprob=round(result.avg_logprob, 4),
+            no_speech_prob=round(result.no_speech_prob, 4),
+            reason=ev.reason,
+            speech_s=round(ev.speech_s, 3),
+        )
+        self._finals.append(final)
+        self._emit(final)

@@ -1,0 +1,70 @@
+"""Streaming voice activity detection with the Silero VAD that faster-whisper ships.
+
+One :class:`VadModel` (an ONNX session) is shared by every call; each audio
+track keeps its own :class:`VadStream` state (the LSTM state and the last
+64 samples of context), so a call's result does not depend on how its audio
+was cut into frames.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+WINDOW = 512  # samples at 16 kHz = 32 ms
+CONTEXT = 64
+WINDOW_S = WINDOW / 16000
+
+
+class VadModel:
+    """The Silero VAD v6 ONNX model from faster-whisper's assets."""
+
+    def __init__(self, path: str | None = None) -> None:
+        import onnxruntime
+        from faster_whisper.utils import get_assets_path
+        import os
+
+        opts = onnxruntime.SessionOptions()
+        opts.inter_op_num_threads = 1
+        opts.intra_op_num_threads = 1
+        opts.log_severity_level = 4
+        self.session = onnxruntime.InferenceSession(
+            path or os.path.join(get_assets_path(), "silero_vad_v6.onnx"),
+            providers=["CPUExecutionProvider"],
+            sess_options=opts,
+        )
+
+    def stream(self) -> "VadStream":
+        return VadStream(self)
+
+    def run(self, windows: np.ndarray, h: np.ndarray, c: np.ndarray):
+        """Speech probabilities for consecutive (n, CONTEXT+WINDOW) rows."""
+        probs, h, c = self.session.run(None, {"input": windows, "h": h, "c": c})
+        return np.asarray(probs, dtype=np.float32).reshape(-1), h, c
+
+
+class VadStream:
+    """Per-track state: feed any number of samples, get one probability per window."""
+
+    def __init__(self, model: VadModel) -> None:
+        self.model = model
+        self._h = np.zeros((1, 1, 128), dtype=np.float32)
+        self._c = np.zeros((1, 1, 128), dtype=np.float32)
+        self._context = np.zeros(CONTEXT, dtype=np.float32)
+        self._pending = np.zeros(0, dtype=np.float32)
+
+    def feed(self, samples: np.ndarray) -> np.ndarray:
+        """Probabilities for every complete 512-sample window now available."""
+        buf = np.concatenate([self._pending, np.asarray(samples, dtype=np.float32)])
+        n = len(buf) // WINDOW
+        self._pending = buf[n * WINDOW :]
+        if n == 0:
+            return np.zeros(0, dtype=np.float32)
+        wins = buf[: n * WINDOW].reshape(n, WINDOW)
+        ctx = np.empty((n, CONTEXT), dtype=np.float32)
+        ctx[0] = self._context
+        if n > 1:
+            ctx[1:] = wins[:-1, -CONTEXT:]
+        self._context = wins[-1, -CONTEXT:].copy()
+        rows = np.ascontiguousarray(np.concatenate([ctx, wins], axis=1))
+        probs, self._h, self._c = self.model.run(rows, self._h, self._c)
+        return probs
