@@ -1,0 +1,482 @@
+"""Offline batch transcription: find audio files, plan the work, run it.
+
+    discover(paths) -> plan(files, options) -> run_batch(items, options, load_model)
+
+:func:`discover` walks directories for audio files; :func:`plan` gives each
+file its output path and marks files whose output is already complete (resume);
+:func:`run_batch` loads the model only if there is work, then decodes,
+transcribes and writes one file at a time. A file that fails is reported in
+its :class:`FileResult` and the batch goes on. Outputs are written to a
+temporary file and renamed into place, so an existing output is complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+from .errors import AudioFileError, ConfigError, VoiceTriageError
+from .formats import FORMATS, Segment, Track, Transcript, Word, is_complete, render
+from .registry import ResolvedModel
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus", ".webm"})
+CHANNEL_MODES = ("mono", "split")
+_LABEL_FORBIDDEN = set("[]<>&,\r\n\t")
+
+
+def check_channel_labels(labels: Sequence[str]) -> tuple[str, str]:
+    """Validate the two speaker labels of ``--channels split`` (channel 0, channel 1)."""
+    labels = tuple(label.strip() for label in labels)
+    if len(labels) != 2:
+        raise ConfigError(f"channel labels: need exactly two (channel 0, channel 1), got {len(labels)}")
+    for label in labels:
+        if not label or _LABEL_FORBIDDEN & set(label):
+            raise ConfigError(
+                f"channel label {label!r}: must be non-empty and without []<>&, or line breaks"
+            )
+    if labels[0] == labels[1]:
+        raise ConfigError(f"channel labels must differ, got {labels[0]!r} twice")
+    return labels  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How to transcribe and where to write.
+
+    ``channels="split"`` transcribes each channel of a stereo recording on its
+    own and labels its segments with ``channel_labels[channel]``.
+    ``language=None`` detects the language (per channel).
+    """
+
+    out_dir: Path
+    format: str = "jsonl"
+    channels: str = "mono"
+    channel_labels: tuple[str, str] = ("caller", "agent")
+    language: str | None = None
+    beam_size: int = 1
+    word_timestamps: bool = False
+    vad_filter: bool = True
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ConfigError(f"unknown format {self.format!r}; choose one of {', '.join(FORMATS)}")
+        if self.channels not in CHANNEL_MODES:
+            raise ConfigError(f"unknown channel mode {self.channels!r}; choose mono or split")
+        check_channel_labels(self.channel_labels)
+        if self.beam_size < 1:
+            raise ConfigError(f"beam size must be at least 1, got {self.beam_size}")
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """An input file and the name its output takes (relative to the output folder)."""
+
+    path: Path
+    rel: Path
+
+
+@dataclass(frozen=True)
+class Discovery:
+    files: tuple[InputFile, ...]
+    empty_dirs: tuple[Path, ...] = ()  # directories given that hold no audio file
+
+
+def discover(paths: Sequence[str | Path]) -> Discovery:
+    """Expand files and directories into input files, in a stable order.
+
+    Directories are walked recursively for :data:`AUDIO_SUFFIXES` (hidden
+    files and folders skipped); a file named explicitly is taken whatever its
+    suffix, and a path that does not exist is kept so that it is reported.
+    The same file reached twice is kept once.
+    """
+    files: list[InputFile] = []
+    empty: list[Path] = []
+    seen: set[str] = set()
+
+    def add(path: Path, rel: Path) -> None:
+        key = os.path.realpath(path)
+        if key not in seen:
+            seen.add(key)
+            files.append(InputFile(path, rel))
+
+    for raw in paths:
+        root = Path(raw)
+        if not root.is_dir():
+            add(root, Path(root.name or str(root)))
+            continue
+        found = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
+                if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_SUFFIXES:
+                    p = Path(dirpath) / name
+                    found.append((p.relative_to(root), p))
+        if not found:
+            empty.append(root)
+        for rel, p in sorted(found, key=lambda x: x[0].parts):
+            add(p, rel)
+    return Discovery(tuple(files), tuple(empty))
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    duration: float | None  # seconds, None when the container does not say
+    channels: int | None
+
+
+def probe_audio(path: Path) -> AudioInfo:
+    """Duration and channel count from the container header (cheap, no decoding)."""
+    import av
+
+    try:
+        with av.open(str(path), mode="r", metadata_errors="ignore") as c:
+            if not c.streams.audio:
+                return AudioInfo(None, None)
+            s = c.streams.audio[0]
+            duration = None
+            if s.duration is not None and s.time_base is not None:
+                duration = float(s.duration * s.time_base)
+            elif c.duration is not None:
+                duration = c.duration / av.time_base
+            layout = getattr(s.codec_context, "layout", None)
+            channels = layout.nb_channels if layout is not None else None
+            return AudioInfo(duration, channels or None)
+    except Exception:  # decoding will report the problem
+        return AudioInfo(None, None)
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One file of the batch, planned.
+
+    ``done``: its output already exists and is complete (skipped).
+    ``duration``/``channels`` come from the container header (None if unknown
+    or not probed because the file is done).
+    """
+
+    source: Path
+    output: Path
+    done: bool = False
+    duration: float | None = None
+    channels: int | None = None
+
+
+def _output_candidates(out_dir: Path, rel: Path, fmt: str):
+    ext = "." + fmt
+    if rel.suffix:
+        yield out_dir / rel.with_suffix(ext)
+    # call.wav and call.mp3 in one folder: keep the audio suffix to tell them apart
+    yield out_dir / rel.with_name(rel.name + ext)
+    n = 2
+    while True:
+        yield out_dir / rel.with_name(f"{rel.name}-{n}{ext}")
+        n += 1
+
+
+def output_complete(path: Path, fmt: str) -> bool:
+    """Whether ``path`` holds a complete output (see :func:`formats.is_complete`)."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - 4096))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        return False
+    return is_complete(tail, fmt)
+
+
+def plan(files: Sequence[InputFile], options: BatchOptions) -> list[BatchItem]:
+    """Give each input its output path; mark complete outputs done unless overwriting."""
+    taken: set[str] = set()
+    items = []
+    for f in files:
+        for out in _output_candidates(options.out_dir, f.rel, options.format):
+            key = os.path.normcase(os.path.abspath(out))
+            if key not in taken:
+                taken.add(key)
+                break
+        done = not options.overwrite and output_complete(out, options.format)
+        info = AudioInfo(None, None) if done or not f.path.is_file() else probe_audio(f.path)
+        items.append(BatchItem(f.path, out, done, info.duration, info.channels))
+    return items
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What happened to one file: status "done", "skipped" or "failed"."""
+
+    item: BatchItem
+    status: str
+    audio_s: float = 0.0
+    processing_s: float = 0.0
+    segments: int = 0
+    error: str | None = None  # the problem, without the file name
+    code: str | None = None  # stable error code (see voicetriage.errors)
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    results: tuple[FileResult, ...]
+    model: ResolvedModel | None = None  # None when nothing needed the model
+
+    def with_status(self, status: str) -> list[FileResult]:
+        return [r for r in self.results if r.status == status]
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return self.with_status("failed")
+
+    @property
+    def audio_s(self) -> float:
+        return sum(r.audio_s for r in self.results if r.status == "done")
+
+    @property
+    def processing_s(self) -> float:
+        return sum(r.processing_s for r in self.results if r.status == "done")
+
+    @property
+    def real_time_factor(self) -> float:
+        return self.processing_s / self.audio_s if self.audio_s > 0 else 0.0
+
+
+class Reporter(Protocol):
+    """Progress callbacks, in this order per processed file."""
+
+    def file_started(self, item: BatchItem, duration: float) -> None:
+        """Decoding worked; ``duration`` is the real audio length in seconds."""
+
+    def advance(self, seconds: float) -> None:
+        """``seconds`` more of the current file's audio are done."""
+
+    def file_finished(self, result: FileResult) -> None: ...
+
+
+class NullReporter:
+    def file_started(self, item: BatchItem, duration: float) -> None:
+        pass
+
+    def advance(self, seconds: float) -> None:
+        pass
+
+    def file_finished(self, result: FileResult) -> None:
+        pass
+
+
+def load_audio(path: Path, split: bool, channels: int | None = None) -> list[Any]:
+    """Decode ``path`` to 16 kHz float32: ``[mono]`` or ``[channel0, channel1]``."""
+    from faster_whisper import decode_audio
+
+    if not path.exists():
+        raise AudioFileError("no such file or directory")
+    if not path.is_file():
+        raise AudioFileError("not a regular file")
+    if split and channels is not None and channels != 2:
+        raise AudioFileError(
+            f"has {channels} channel{'s' if channels != 1 else ''}; split channels need a "
+            "2-channel (stereo) recording"
+        )
+    try:
+        decoded = decode_audio(str(path), sampling_rate=SAMPLE_RATE, split_stereo=split)
+    except MemoryError:
+        raise
+    except Exception as e:  # PyAV raises many types, all meaning "cannot read this"
+        reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        raise AudioFileError(f"cannot decode audio: {reason}") from None
+    arrays = list(decoded) if split else [decoded]
+    if arrays[0].size == 0:
+        raise AudioFileError("contains no audio samples")
+    return arrays
+
+
+def write_atomic(path: Path, content: str) -> None:
+    """Write ``content`` to ``path`` through a temporary file and a rename."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+                f.write(content)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        raise VoiceTriageError(f"cannot write {path}: {e.strerror or e}", code="output_error") from None
+
+
+@dataclass
+class _Progress:
+    reporter: Reporter
+    done: float = 0.0
+
+    def advance(self, seconds: float) -> None:
+        if seconds > 0:
+            self.done += seconds
+            self.reporter.advance(seconds)
+
+    def finish(self, total: float) -> None:
+        self.advance(total - self.done)
+
+
+@dataclass
+class BatchRunner:
+    """Transcribes batch items with one loaded model."""
+
+    model: Any  # faster_whisper.WhisperModel
+    resolved: ResolvedModel
+    options: BatchOptions
+    labels: tuple[str | None, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        split = self.options.channels == "split"
+        self.labels = tuple(self.options.channel_labels) if split else (None,)
+        lang = self.options.language
+        if lang is not None:
+            if not self.resolved.multilingual and lang != "en":
+                raise ConfigError(
+                    f"model {self.resolved.id!r} is English-only; language {lang!r} needs a "
+                    "multilingual model such as 'base'"
+                )
+            supported = getattr(self.model, "supported_languages", None)
+            if supported and lang not in supported:
+                raise ConfigError(f"model {self.resolved.id!r} does not know language {lang!r}")
+
+    def transcribe(self, display: str, audio: list[Any], progress: _Progress) -> Transcript:
+        """Transcribe decoded channels; segments of all channels interleaved by time."""
+        o = self.options
+        duration = len(audio[0]) / SAMPLE_RATE
+        share = 1.0 / len(audio)  # the bar counts recording time, not channel time
+        keyed: list[tuple[float, int, int, Segment]] = []
+        tracks = []
+        for ch, (label, samples) in enumerate(zip(self.labels, audio)):
+            seg_iter, info = self.model.transcribe(
+                samples,
+                language=o.language,
+                beam_size=o.beam_size,
+                vad_filter=o.vad_filter,
+                word_timestamps=o.word_timestamps,
+            )
+            reached = 0.0
+            for s in seg_iter:  # decoding happens while iterating
+                end = min(float(s.end), duration)
+                progress.advance((end - reached) * share)
+                reached = max(reached, end)
+                text = s.text.strip()
+                if not text:
+                    continue
+                words = None
+                if o.word_timestamps:
+                    words = tuple(Word(w.start, w.end, w.word, w.probability) for w in (s.words or ()))
+                seg = Segment(
+                    start=float(s.start),
+                    end=float(s.end),
+                    text=text,
+                    speaker=label,
+                    language=info.language,
+                    language_probability=float(info.language_probability),
+                    avg_logprob=float(s.avg_logprob),
+                    no_speech_prob=float(s.no_speech_prob),
+                    words=words,
+                )
+                keyed.append((seg.start, ch, len(keyed), seg))
+            progress.advance((duration - reached) * share)
+            tracks.append(
+                Track(label, ch if label else None, info.language, float(info.language_probability))
+            )
+        keyed.sort(key=lambda k: k[:3])
+        return Transcript(
+            file=display,
+            model=self.resolved.id,
+            model_source=self.resolved.source,
+            duration=duration,
+            channels=o.channels,
+            tracks=tuple(tracks),
+            segments=tuple(k[3] for k in keyed),
+        )
+
+    def process(self, item: BatchItem, reporter: Reporter) -> FileResult:
+        """Decode, transcribe and write one item; errors become a failed result."""
+        t0 = time.perf_counter()
+        progress = _Progress(reporter)
+        expected = item.duration or 0.0
+        try:
+            audio = load_audio(item.source, self.options.channels == "split", item.channels)
+            expected = len(audio[0]) / SAMPLE_RATE
+            reporter.file_started(item, expected)
+            transcript = self.transcribe(str(item.source), audio, progress)
+            transcript = replace(transcript, processing_s=time.perf_counter() - t0)
+            write_atomic(item.output, render(self.options.format, transcript))
+            return FileResult(
+                item, "done", transcript.duration, time.perf_counter() - t0, len(transcript.segments)
+            )
+        except VoiceTriageError as e:
+            return FileResult(item, "failed", error=str(e), code=e.code)
+        except Exception as e:  # one bad file must not end the batch
+            log.debug("transcribing %s failed", item.source, exc_info=True)
+            return FileResult(item, "failed", error=f"{type(e).__name__}: {e}", code="internal_error")
+        finally:
+            progress.finish(expected)
+
+
+def run_batch(
+    items: Sequence[BatchItem],
+    options: BatchOptions,
+    load_model: Callable[[], tuple[Any, ResolvedModel]],
+    reporter: Reporter | None = None,
+) -> BatchSummary:
+    """Process ``items`` in order and return what happened to each.
+
+    ``load_model`` (e.g. ``lambda: asr.load_whisper(config.asr)``) is called
+    once, and only if some item is not done. A model that cannot be loaded,
+    or a language it does not know, ends the batch with the error; a file
+    that cannot be read or written is a failed result and the batch goes on.
+    """
+    reporter = reporter or NullReporter()
+    runner: BatchRunner | None = None
+    results = []
+    for item in items:
+        if item.done:
+            result = FileResult(item, "skipped")
+        else:
+            if runner is None:
+                model, resolved = load_model()
+                runner = BatchRunner(model, resolved, options)
+            result = runner.process(item, reporter)
+        results.append(result)
+        reporter.file_finished(result)
+    return BatchSummary(tuple(results), runner.resolved if runner else None)
+
+
+__all__ = [
+    "AUDIO_SUFFIXES",
+    "BatchOptions",
+    "InputFile",
+    "Discovery",
+    "AudioInfo",
+    "BatchItem",
+    "FileResult",
+    "BatchSummary",
+    "Reporter",
+    "NullReporter",
+    "BatchRunner",
+    "check_channel_labels",
+    "discover",
+    "plan",
+    "probe_audio",
+    "load_audio",
+    "output_complete",
+    "write_atomic",
+    "run_batch",
+]
