@@ -1,0 +1,225 @@
+"""``voicetriage transcribe``: offline batch transcription of recordings.
+
+Exit status: 0 when every file was transcribed or skipped, 1 when at least
+one file failed (each failure is printed, naming the file), 2 for a usage,
+configuration or model error that stops the batch before it starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import ConfigError
+
+_EPILOG = """\
+examples:
+  voicetriage transcribe calls/ --out transcripts/ --format jsonl
+  voicetriage transcribe call.wav --out out/ --format srt --model tiny.en
+  voicetriage transcribe recordings/ --out out/ --format vtt --channels split \\
+      --channel-labels caller,agent
+
+Outputs mirror the input folders under --out (call.wav -> OUT/call.jsonl).
+Files whose output is already complete are skipped; --overwrite redoes them.
+Exit status: 0 all done or skipped, 1 some file failed, 2 usage/model error.
+"""
+
+
+def _labels(value: str) -> tuple[str, str]:
+    from ..batch import check_channel_labels
+
+    try:
+        return check_channel_labels(value.split(","))
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return n
+
+
+def register(subparsers) -> None:
+    from ..formats import FORMATS
+
+    p = subparsers.add_parser(
+        "transcribe",
+        help="transcribe audio files or folders offline (jsonl, srt, vtt, txt)",
+        description=(
+            "Transcribe recordings (wav, flac, mp3, ogg, m4a, opus, webm) with Whisper and the "
+            "Silero VAD. Folders are searched recursively. One output file per input."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR", help="audio files and/or folders")
+    p.add_argument("-o", "--out", required=True, type=Path, metavar="DIR", help="output folder")
+    p.add_argument("-f", "--format", choices=FORMATS, default="jsonl", help="output format (default: jsonl)")
+    p.add_argument("--model", metavar="ID_OR_PATH", help="registry model id or CTranslate2 Whisper folder")
+    p.add_argument("--language", metavar="CODE", help="language code (e.g. en, zh); default: detect per file")
+    p.add_argument(
+        "--channels",
+        choices=("mono", "split"),
+        default="mono",
+        help="mono: mix channels down; split: transcribe each channel of a stereo recording "
+        "separately and label it (default: mono)",
+    )
+    p.add_argument(
+        "--channel-labels",
+        type=_labels,
+        default=("caller", "agent"),
+        metavar="CH0,CH1",
+        help="speaker labels of channel 0 and 1 for --channels split (default: caller,agent)",
+    )
+    p.add_argument("--word-timestamps", action="store_true", help="add word timings (jsonl)")
+    p.add_argument("--overwrite", action="store_true", help="redo files whose output already exists")
+    p.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    p.add_argument("--compute-type", metavar="TYPE", help="CTranslate2 compute type (default: int8)")
+    p.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads (default: one per core)")
+    p.add_argument("--beam-size", type=_positive_int, metavar="N", help="beam size (default from config: 1)")
+    p.add_argument("--model-cache", metavar="DIR", help="where split weights are joined (default ~/.cache/voicetriage/models)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or per-file lines")
+    p.set_defaults(func=run)
+
+
+class _CliReporter:
+    """A tqdm bar in seconds of audio, with files done/failed as postfix.
+
+    Where the bar is off (not a terminal), one line per file instead, so logs
+    still show progress; failures are always printed, naming the file.
+    """
+
+    def __init__(self, items, quiet: bool) -> None:
+        from tqdm import tqdm
+
+        pending = [i for i in items if not i.done]
+        self.n_files = len(pending)
+        self.n_done = 0
+        self.n_failed = 0
+        self.quiet = quiet
+        self.bar = tqdm(
+            total=round(sum(i.duration or 0.0 for i in pending), 3),
+            unit="s",
+            desc="audio",
+            file=sys.stderr,
+            disable=True if quiet else None,  # None: only on a terminal
+            dynamic_ncols=True,
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s "
+            "[{elapsed}<{remaining}, {rate_fmt}]{postfix}",
+        )
+        self.lines = not quiet and self.bar.disable
+        self._postfix()
+
+    def _postfix(self) -> None:
+        self.bar.set_postfix_str(
+            f"files {self.n_done + self.n_failed}/{self.n_files}, failed {self.n_failed}", refresh=False
+        )
+
+    def _print(self, text: str) -> None:
+        self.bar.write(text, file=sys.stderr)
+
+    def file_started(self, item, duration: float) -> None:
+        if item.duration is None or abs(duration - item.duration) > 0.01:
+            self.bar.total = round(self.bar.total + duration - (item.duration or 0.0), 3)
+            self.bar.refresh()
+
+    def advance(self, seconds: float) -> None:
+        self.bar.update(seconds)
+
+    def file_finished(self, result) -> None:
+        if result.status == "skipped":
+            return
+        if result.status == "failed":
+            self.n_failed += 1
+            self._print(f"voicetriage transcribe: error: {result.item.source}: {result.error}")
+        else:
+            self.n_done += 1
+            if self.lines:
+                self._print(
+                    f"[{self.n_done + self.n_failed}/{self.n_files}] {result.item.source} -> "
+                    f"{result.item.output} ({result.audio_s:.1f} s audio in "
+                    f"{result.processing_s:.1f} s, {result.segments} segments)"
+                )
+        self._postfix()
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _check_language(language: str | None) -> None:
+    if language is None:
+        return
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    if language not in _LANGUAGE_CODES:
+        raise ConfigError(
+            f"unknown language {language!r}; use a Whisper language code such as en, zh, yue, fr"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..asr import load_whisper
+    from ..batch import BatchOptions, discover, plan, run_batch
+    from ..config import load_config
+
+    config = load_config(
+        args.config,
+        asr={
+            "model": args.model,
+            "language": args.language,
+            "compute_type": args.compute_type,
+            "cpu_threads": args.threads,
+            "beam_size": args.beam_size,
+            "model_cache_dir": args.model_cache,
+        },
+    )
+    _check_language(config.asr.language)
+    options = BatchOptions(
+        out_dir=args.out,
+        format=args.format,
+        channels=args.channels,
+        channel_labels=args.channel_labels,
+        language=config.asr.language,
+        beam_size=config.asr.beam_size,
+        word_timestamps=args.word_timestamps,
+        overwrite=args.overwrite,
+    )
+    found = discover(args.inputs)
+    for d in found.empty_dirs:
+        print(f"voicetriage transcribe: warning: no audio files under {d}", file=sys.stderr)
+    if not found.files:
+        raise ConfigError("no audio files found in " + ", ".join(map(str, args.inputs)))
+    items = plan(found.files, options)
+    skipped = sum(i.done for i in items)
+    if skipped and not args.no_progress:
+        print(
+            f"voicetriage transcribe: {skipped} of {len(items)} file(s) already done in {args.out}, "
+            "skipping them (--overwrite to redo)",
+            file=sys.stderr,
+        )
+    reporter = _CliReporter(items, quiet=args.no_progress)
+    try:
+        summary = run_batch(items, options, lambda: load_whisper(config.asr), reporter)
+    finally:
+        reporter.close()
+    done, failed = len(summary.with_status("done")), len(summary.failed)
+    model = f" with {summary.model.id}" if summary.model else ""
+    print(
+        f"transcribed {done} file(s){model}, {skipped} skipped, {failed} failed; "
+        f"{summary.audio_s:.1f} s of audio in {summary.processing_s:.1f} s "
+        f"(real-time factor {summary.real_time_factor:.3f}); outputs in {args.out}"
+    )
+    if failed:
+        print(
+            f"voicetriage transcribe: {failed} file(s) failed: "
+            + ", ".join(str(r.item.source) for r in summary.failed),
+            file=sys.stderr,
+        )
+    return 1 if failed else 0
