@@ -1,0 +1,1 @@
+"""Routing policies shipped with voicetriage (read with importlib.resources)."""
