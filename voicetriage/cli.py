@@ -22,6 +22,7 @@ COMMANDS = [
     "commands.stream",
     "commands.transcribe",
     "commands.models",
+    "commands.profiles",
 ]
 
 
