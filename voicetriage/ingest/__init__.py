@@ -1,0 +1,1 @@
+"""Ingest adapters: each turns one protocol's wire messages into calls."""
