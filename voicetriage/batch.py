@@ -16,7 +16,7 @@ import logging
 import os
 import secrets
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
@@ -330,28 +330,38 @@ class _Progress:
         self.advance(total - self.done)
 
 
-@dataclass
 class BatchRunner:
-    """Transcribes batch items with one loaded model."""
+    """Transcribes batch items with one model, loaded when first needed.
 
-    model: Any  # faster_whisper.WhisperModel
-    resolved: ResolvedModel
-    options: BatchOptions
-    labels: tuple[str | None, ...] = field(init=False)
+    ``load_model`` returns ``(WhisperModel, ResolvedModel)``; it is called
+    once, after the first file decodes, so a batch whose files are all done
+    or unreadable never loads a model.
+    """
 
-    def __post_init__(self) -> None:
-        split = self.options.channels == "split"
-        self.labels = tuple(self.options.channel_labels) if split else (None,)
+    def __init__(self, options: BatchOptions, load_model: Callable[[], tuple[Any, ResolvedModel]]) -> None:
+        self.options = options
+        self._load_model = load_model
+        self.model: Any = None  # faster_whisper.WhisperModel
+        self.resolved: ResolvedModel | None = None
+        split = options.channels == "split"
+        self.labels: tuple[str | None, ...] = tuple(options.channel_labels) if split else (None,)
+
+    def ensure_model(self) -> None:
+        """Load the model; ModelError/ConfigError here end the batch."""
+        if self.model is not None:
+            return
+        model, resolved = self._load_model()
         lang = self.options.language
         if lang is not None:
-            if not self.resolved.multilingual and lang != "en":
+            if not resolved.multilingual and lang != "en":
                 raise ConfigError(
-                    f"model {self.resolved.id!r} is English-only; language {lang!r} needs a "
+                    f"model {resolved.id!r} is English-only; language {lang!r} needs a "
                     "multilingual model such as 'base'"
                 )
-            supported = getattr(self.model, "supported_languages", None)
+            supported = getattr(model, "supported_languages", None)
             if supported and lang not in supported:
-                raise ConfigError(f"model {self.resolved.id!r} does not know language {lang!r}")
+                raise ConfigError(f"model {resolved.id!r} does not know language {lang!r}")
+        self.model, self.resolved = model, resolved
 
     def transcribe(self, display: str, audio: list[Any], progress: _Progress) -> Transcript:
         """Transcribe decoded channels; segments of all channels interleaved by time."""
@@ -407,25 +417,33 @@ class BatchRunner:
         )
 
     def process(self, item: BatchItem, reporter: Reporter) -> FileResult:
-        """Decode, transcribe and write one item; errors become a failed result."""
+        """Decode, transcribe and write one item; file errors become a failed result."""
         t0 = time.perf_counter()
         progress = _Progress(reporter)
         expected = item.duration or 0.0
         try:
-            audio = load_audio(item.source, self.options.channels == "split", item.channels)
+            try:
+                audio = load_audio(item.source, self.options.channels == "split", item.channels)
+            except VoiceTriageError as e:
+                return FileResult(item, "failed", error=str(e), code=e.code)
+            if self.model is None:
+                t_load = time.perf_counter()
+                self.ensure_model()
+                t0 += time.perf_counter() - t_load  # loading is not this file's processing time
             expected = len(audio[0]) / SAMPLE_RATE
             reporter.file_started(item, expected)
-            transcript = self.transcribe(str(item.source), audio, progress)
-            transcript = replace(transcript, processing_s=time.perf_counter() - t0)
-            write_atomic(item.output, render(self.options.format, transcript))
+            try:
+                transcript = self.transcribe(str(item.source), audio, progress)
+                transcript = replace(transcript, processing_s=time.perf_counter() - t0)
+                write_atomic(item.output, render(self.options.format, transcript))
+            except VoiceTriageError as e:
+                return FileResult(item, "failed", error=str(e), code=e.code)
+            except Exception as e:  # one bad file must not end the batch
+                log.debug("transcribing %s failed", item.source, exc_info=True)
+                return FileResult(item, "failed", error=f"{type(e).__name__}: {e}", code="internal_error")
             return FileResult(
                 item, "done", transcript.duration, time.perf_counter() - t0, len(transcript.segments)
             )
-        except VoiceTriageError as e:
-            return FileResult(item, "failed", error=str(e), code=e.code)
-        except Exception as e:  # one bad file must not end the batch
-            log.debug("transcribing %s failed", item.source, exc_info=True)
-            return FileResult(item, "failed", error=f"{type(e).__name__}: {e}", code="internal_error")
         finally:
             progress.finish(expected)
 
@@ -439,24 +457,18 @@ def run_batch(
     """Process ``items`` in order and return what happened to each.
 
     ``load_model`` (e.g. ``lambda: asr.load_whisper(config.asr)``) is called
-    once, and only if some item is not done. A model that cannot be loaded,
+    once, and only when a file needs it. A model that cannot be loaded,
     or a language it does not know, ends the batch with the error; a file
     that cannot be read or written is a failed result and the batch goes on.
     """
     reporter = reporter or NullReporter()
-    runner: BatchRunner | None = None
+    runner = BatchRunner(options, load_model)
     results = []
     for item in items:
-        if item.done:
-            result = FileResult(item, "skipped")
-        else:
-            if runner is None:
-                model, resolved = load_model()
-                runner = BatchRunner(model, resolved, options)
-            result = runner.process(item, reporter)
+        result = FileResult(item, "skipped") if item.done else runner.process(item, reporter)
         results.append(result)
         reporter.file_finished(result)
-    return BatchSummary(tuple(results), runner.resolved if runner else None)
+    return BatchSummary(tuple(results), runner.resolved)
 
 
 __all__ = [

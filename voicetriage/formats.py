@@ -16,7 +16,9 @@ JSON Lines schema (``format_version`` 1), one JSON object per line, UTF-8:
   ``file``, ``start``, ``end`` (seconds from the start of the file), ``text``,
   ``speaker`` (the channel label, null for mono), ``language``,
   ``language_probability``, ``avg_logprob``, ``no_speech_prob`` and, with
-  word timestamps, ``words``: ``[{"start", "end", "word", "probability"}]``;
+  word timestamps, ``words``: ``[{"start", "end", "word", "probability"}]``
+  (``avg_logprob`` and ``no_speech_prob`` are those of the decoding window the
+  segment came from, as faster-whisper reports them);
 * last line, ``{"type": "summary", ...}``: ``file``, ``segments`` (count),
   ``duration``, ``processing_s`` (wall time spent on the file) and
   ``real_time_factor`` (processing time / audio time). A file whose last line

@@ -32,7 +32,9 @@ def register(subparsers) -> None:
         metavar="ID_OR_PATH",
         help="only this registry id, or check this local CTranslate2 Whisper folder",
     )
-    p.add_argument("--cache-dir", metavar="DIR", help="where joined weights go (default: config or ~/.cache)")
+    p.add_argument(
+        "--model-cache", metavar="DIR", help="where split weights are joined (default ~/.cache/voicetriage/models)"
+    )
     p.add_argument("--config", metavar="FILE", help="TOML configuration file (asr.model_cache_dir)")
     p.set_defaults(func=run)
 
@@ -68,7 +70,7 @@ def _entries(args: argparse.Namespace) -> tuple[list[dict], bool]:
     from ..config import load_config
     from ..errors import ModelError
 
-    config = load_config(args.config, asr={"model_cache_dir": args.cache_dir})
+    config = load_config(args.config, asr={"model_cache_dir": args.model_cache})
     cache = config.asr.model_cache_dir
     models = registry.load_registry()
     if args.model and args.model not in models:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import ConfigError
+from .common import add_config_options, add_model_options, config_from_args
 
 _EPILOG = """\
 examples:
@@ -61,8 +63,6 @@ def register(subparsers) -> None:
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR", help="audio files and/or folders")
     p.add_argument("-o", "--out", required=True, type=Path, metavar="DIR", help="output folder")
     p.add_argument("-f", "--format", choices=FORMATS, default="jsonl", help="output format (default: jsonl)")
-    p.add_argument("--model", metavar="ID_OR_PATH", help="registry model id or CTranslate2 Whisper folder")
-    p.add_argument("--language", metavar="CODE", help="language code (e.g. en, zh); default: detect per file")
     p.add_argument(
         "--channels",
         choices=("mono", "split"),
@@ -79,12 +79,10 @@ def register(subparsers) -> None:
     )
     p.add_argument("--word-timestamps", action="store_true", help="add word timings (jsonl)")
     p.add_argument("--overwrite", action="store_true", help="redo files whose output already exists")
-    p.add_argument("--config", metavar="FILE", help="TOML configuration file")
-    p.add_argument("--compute-type", metavar="TYPE", help="CTranslate2 compute type (default: int8)")
-    p.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads (default: one per core)")
     p.add_argument("--beam-size", type=_positive_int, metavar="N", help="beam size (default from config: 1)")
-    p.add_argument("--model-cache", metavar="DIR", help="where split weights are joined (default ~/.cache/voicetriage/models)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or per-file lines")
+    add_config_options(p)
+    add_model_options(p)
     p.set_defaults(func=run)
 
 
@@ -167,19 +165,10 @@ def _check_language(language: str | None) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..asr import load_whisper
     from ..batch import BatchOptions, discover, plan, run_batch
-    from ..config import load_config
 
-    config = load_config(
-        args.config,
-        asr={
-            "model": args.model,
-            "language": args.language,
-            "compute_type": args.compute_type,
-            "cpu_threads": args.threads,
-            "beam_size": args.beam_size,
-            "model_cache_dir": args.model_cache,
-        },
-    )
+    config = config_from_args(args)
+    if args.beam_size is not None:
+        config = replace(config, asr=replace(config.asr, beam_size=args.beam_size))
     _check_language(config.asr.language)
     options = BatchOptions(
         out_dir=args.out,
