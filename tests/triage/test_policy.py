@@ -1,0 +1,267 @@
+"""Routing policy: rules, priorities, minimum evidence, hysteresis, validation."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from voicetriage.errors import ConfigError
+from voicetriage.events import to_message
+from voicetriage.policy import Hint, load_policy, parse_policy
+from voicetriage.signals.base import Signal
+
+import tomllib
+
+
+def sig(name, value, conf=1.0, t=0.0, evidence_time=None, **evidence):
+    return Signal("c1", name, value, conf, t, t if evidence_time is None else evidence_time, evidence)
+
+
+def policy(text: str):
+    return parse_policy(tomllib.loads(textwrap.dedent(text)), "test.toml")
+
+
+@pytest.fixture(scope="module")
+def default():
+    return load_policy()
+
+
+def test_default_policy_ships_and_covers_the_hotline_queues(default):
+    assert default.name == "default"
+    assert {"senior_human", "human_now", "priority_human", "cantonese_agent"} <= set(default.queues)
+    assert {"profile", "keypad", "human_request", "age_band", "speaking_rate", "language", "distress"} <= default.signals
+    prio = {r.name: r.priority for r in default.rules}
+    # distress before a human request before seniors before dialect agents
+    assert prio["distress"] > prio["human_request"] > prio["profile_senior"] > prio["cantonese"]
+    assert default.hysteresis.allow_downgrade is False
+
+
+def test_profile_age_routes_senior_at_call_start(default):
+    st = default.start("c1", started_at=1000.0)
+    profile = {"age": 72, "age_band": "65+", "language": None, "vulnerable": False, "prefers_human": False}
+    [h] = st.update([sig("profile", profile)], 0.0)
+    assert isinstance(h, Hint)
+    assert (h.queue, h.priority, h.reason, h.seq, h.previous) == ("senior_human", 70, "new", 1, None)
+    assert h.rules == ("profile_senior",)
+    assert h.confidence == 1.0
+    assert h.time == 0.0 and h.since_evidence_s == 0.0 and h.wall_time == 1000.0
+    assert {s["signal"] for s in h.signals} == {"profile"}
+    assert h.signals[0]["value"]["age"] == 72
+    msg = to_message(h)
+    assert msg["type"] == "hint" and msg["call_id"] == "c1"
+
+
+def test_younger_profile_gives_no_hint(default):
+    st = default.start("c1")
+    profile = {"age": 40, "age_band": "40-64", "language": "cmn", "vulnerable": False, "prefers_human": False}
+    assert st.update([sig("profile", profile)], 0.0) == []
+    assert st.evaluate(60.0) == []
+
+
+def test_elders_line_needs_9_or_6_first(default):
+    st = default.start("c1")
+    assert st.update([sig("keypad", {"first": "1", "last": "9", "digits": "19"}, t=3.0)], 3.0) == []
+    st = default.start("c2")
+    [h] = st.update([sig("keypad", {"first": "6", "last": "6", "digits": "6"}, t=2.0)], 2.1)
+    assert (h.queue, h.rules) == ("senior_human", ("elders_line",))
+    assert h.since_evidence_s == pytest.approx(0.1)
+
+
+def test_escalation_and_no_downgrade(default):
+    st = default.start("c1")
+    [h1] = st.update([sig("profile", {"age": 80})], 0.0)
+    assert h1.queue == "senior_human"
+    [h2] = st.update([sig("human_request", True, 0.77, t=4.0, evidence_time=3.2, phrase="转人工")], 4.0)
+    assert (h2.queue, h2.reason, h2.previous, h2.seq) == ("human_now", "escalation", "senior_human", 2)
+    assert h2.since_evidence_s == pytest.approx(0.8)
+    assert h2.signals[0]["evidence"]["phrase"] == "转人工"
+    [h3] = st.update([sig("distress", 0.9, 0.8, t=6.0)], 6.0)
+    assert (h3.queue, h3.priority) == ("priority_human", 100)
+    # the distress evidence goes away: still no downgrade, however long we wait
+    assert st.update([sig("distress", 0.0, 0.9, t=8.0)], 8.0) == []
+    assert st.evaluate(300.0) == []
+    assert st.current_queue == "priority_human"
+
+
+def test_min_confidence_on_voice_age(default):
+    st = default.start("c1")
+    assert st.update([sig("age_band", {"<40": 0.1, "40-64": 0.4, "65+": 0.5}, 0.5, t=5.0)], 5.0) == []
+    [h] = st.update([sig("age_band", {"<40": 0.05, "40-64": 0.3, "65+": 0.65}, 0.65, t=9.0)], 9.0)
+    assert (h.queue, h.rules) == ("senior_human", ("voice_senior",))
+    assert h.confidence == pytest.approx(0.65)
+
+
+def test_min_count_needs_consecutive_evidence(default):
+    st = default.start("c1")
+    assert st.update([sig("low_comprehension", True, 0.8, t=3.0)], 3.0) == []
+    assert st.update([sig("low_comprehension", False, 0.8, t=6.0)], 6.0) == []  # streak broken
+    assert st.update([sig("low_comprehension", True, 0.8, t=9.0)], 9.0) == []
+    [h] = st.update([sig("low_comprehension", True, 0.7, t=12.0)], 12.0)
+    assert (h.queue, h.rules) == ("human_now", ("low_comprehension",))
+
+
+def test_slow_speech_must_be_sustained_10s(default):
+    st = default.start("c1")
+    slow = lambda t: sig("speaking_rate", {"syllables_per_s": 2.1, "slow": True}, 0.7, t=t, evidence_time=t - 1)
+    assert st.update([slow(3.0)], 3.0) == []  # slow since 2.0
+    assert st.update([slow(7.0)], 7.0) == []
+    assert st.evaluate(11.9) == []
+    [h] = st.evaluate(12.0)
+    assert (h.queue, h.rules) == ("senior_human", ("slow_speech",))
+    assert h.evidence_time == pytest.approx(12.0)
+    # a normal-rate stretch resets the clock
+    st = default.start("c2")
+    st.update([slow(3.0)], 3.0)
+    st.update([sig("speaking_rate", {"syllables_per_s": 4.5, "slow": False}, 0.7, t=6.0)], 6.0)
+    assert st.update([slow(9.0)], 13.0) == []
+    assert st.evaluate(17.9) == []
+    assert [h.queue for h in st.evaluate(18.0)] == ["senior_human"]
+
+
+def test_language_distribution_top_label(default):
+    st = default.start("c1")
+    assert st.update([sig("language", {"cmn": 0.7, "yue": 0.3}, 0.7, t=4.0)], 4.0) == []
+    [h] = st.update([sig("language", {"cmn": 0.2, "yue": 0.8}, 0.8, t=8.0)], 8.5)
+    assert h.queue == "cantonese_agent" and h.since_evidence_s == pytest.approx(0.5)
+
+
+def test_same_queue_reemitted_only_on_material_rise_after_cooldown(default):
+    st = default.start("c1")
+    assert len(st.update([sig("age_band", "65+", 0.62, t=5.0)], 5.0)) == 1
+    assert st.update([sig("age_band", "65+", 0.70, t=20.0)], 20.0) == []  # +0.08: not material
+    [h] = st.update([sig("age_band", "65+", 0.90, t=21.0)], 21.0)  # +0.28 over what was announced
+    assert (h.reason, h.seq, h.previous) == ("confidence", 2, "senior_human")
+    st = default.start("c2")
+    st.update([sig("age_band", "65+", 0.62, t=5.0)], 5.0)
+    assert st.update([sig("age_band", "65+", 0.90, t=8.0)], 8.0) == []  # within the 10 s cool-down
+    assert st.evaluate(14.9) == []
+    [h] = st.evaluate(15.0)
+    assert (h.reason, h.seq, h.confidence) == ("confidence", 2, pytest.approx(0.9))
+    assert st.evaluate(40.0) == []
+
+
+def test_two_rules_for_one_queue_add_up(default):
+    st = default.start("c1")
+    [h1] = st.update([sig("age_band", "65+", 0.6, t=5.0)], 5.0)
+    assert h1.confidence == pytest.approx(0.6)
+    st.update([sig("speaking_rate", {"slow": True}, 0.6, t=6.0, evidence_time=5.0)], 6.0)
+    [h2] = st.evaluate(15.0)
+    assert h2.rules == ("voice_senior", "slow_speech")
+    assert h2.confidence == pytest.approx(1 - 0.4 * 0.4)
+    assert h2.reason == "confidence"
+
+
+FLAP = """
+version = 1
+[hysteresis]
+cooldown_s = 5.0
+confidence_step = 0.15
+release_margin = 0.1
+hold_s = 10.0
+[[rules]]
+name = "a"
+queue = "qa"
+priority = 10
+all = [{ signal = "x", min_confidence = 0.6 }]
+[[rules]]
+name = "b"
+queue = "qb"
+priority = 10
+all = [{ signal = "y", min_confidence = 0.6 }]
+"""
+
+
+def test_release_margin_and_hold_prevent_flapping():
+    p = policy(FLAP)
+    st = p.start("c1")
+    hints = []
+    hints += st.update([sig("x", True, 0.7, t=1.0)], 1.0)
+    assert [h.queue for h in hints] == ["qa"]
+    # x wobbles just under its threshold: rule a still holds (release margin)
+    hints += st.update([sig("x", True, 0.55, t=2.0), sig("y", True, 0.9, t=2.0)], 2.0)
+    assert len(hints) == 1
+    # x drops out; b has the same priority: it must wait hold_s (10 s) without support for qa
+    hints += st.update([sig("x", True, 0.4, t=3.0)], 3.0)
+    for t in range(4, 12):  # qa was last supported at 2.0
+        hints += st.evaluate(float(t))
+    assert len(hints) == 1
+    hints += st.evaluate(12.0)
+    assert [(h.queue, h.reason, h.previous) for h in hints[1:]] == [("qb", "change", "qa")]
+    # a wobbling x again: no flap back within hold/cool-down
+    for t in range(14, 20):
+        hints += st.update([sig("x", True, 0.7 if t % 2 else 0.3, t=float(t))], float(t))
+    assert len(hints) == 2
+
+
+def test_evaluation_is_deterministic(default):
+    seq = [
+        ([sig("keypad", {"first": "1", "digits": "1", "last": "1"}, t=1.0)], 1.0),
+        ([sig("language", {"yue": 0.9, "cmn": 0.1}, 0.9, t=4.0)], 4.2),
+        ([sig("speaking_rate", {"slow": True}, 0.8, t=5.0, evidence_time=4.0)], 5.0),
+        ([], 14.0),
+        ([sig("human_request", True, 0.95, t=15.0, evidence_time=14.5)], 15.1),
+    ]
+
+    def run():
+        st = default.start("c1", started_at=0.0)
+        return [to_message(h) for signals, now in seq for h in st.update(signals, now)]
+
+    a, b = run(), run()
+    assert a == b
+    assert [m["queue"] for m in a] == ["cantonese_agent", "senior_human", "human_now"]
+
+
+def test_field_reads_evidence_and_ops():
+    p = policy("""
+    [[rules]]
+    name = "loud"
+    queue = "q"
+    priority = 1
+    any = [
+      { signal = "s", field = "level", op = ">", value = 3 },
+      { signal = "s", field = "words", op = "contains", value = "help" },
+      { signal = "s", field = "lang", op = "in", value = ["yue", "wuu"] },
+    ]
+    min_any = 2
+    """)
+    st = p.start("c1")
+    assert st.update([Signal("c1", "s", {"level": 5}, 0.9, 1.0, 1.0, {"words": "no"})], 1.0) == []
+    [h] = st.update([Signal("c1", "s", {"level": 5}, 0.9, 2.0, 2.0, {"words": "Help me", "lang": "x"})], 2.0)
+    assert len(h.signals) == 2
+    # wrong types never match (and never raise)
+    st = p.start("c2")
+    assert st.update([Signal("c2", "s", {"level": "high"}, 0.9, 1.0, 1.0, {"words": 3, "lang": None})], 1.0) == []
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("version = 2\n[[rules]]\nname='a'\nqueue='q'\npriority=1\nall=[{signal='x'}]", "unsupported policy version"),
+        ("[[rules]]\nname='a'\nqueue='q'\nall=[{signal='x'}]", "priority"),
+        ("[[rules]]\nname='a'\nqueue='q'\npriority=1\nall=[{signal='x', op='~'}]", "unknown op"),
+        ("[[rules]]\nname='a'\nqueue='q'\npriority=1\nall=[{signal='x', op='>=', value='old'}]", "needs a number"),
+        ("[[rules]]\nname='a'\nqueue='q'\npriority=1\nall=[{signal='x', colour=1}]", r"unknown key\(s\) colour"),
+        ("[[rules]]\nname='a'\nqueue='q'\npriority=1", "needs conditions"),
+        ("[[rules]]\nname='a'\nqueue='q'\npriority=1\nall=[{signal='x'}]\n[[rules]]\nname='a'\nqueue='r'\npriority=2\nall=[{signal='y'}]", "used twice"),
+        ("[hysteresis]\ncooldown='soon'\n[[rules]]\nname='a'\nqueue='q'\npriority=1\nall=[{signal='x'}]", "unknown key"),
+        ("rules = []", "at least one"),
+        ("[[rules]]\nname='a'\nqueue='q'\npriority=1\nall=[{signal='x', min_confidence=2}]", "within 0..1"),
+    ],
+)
+def test_bad_policies_are_refused_with_a_reason(text, message):
+    with pytest.raises(ConfigError, match=message) as e:
+        parse_policy(tomllib.loads(text), "bad.toml")
+    assert "bad.toml" in str(e.value)
+
+
+def test_load_policy_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_policy(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[rules]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="bad.toml"):
+        load_policy(bad)
+    good = tmp_path / "mine.toml"
+    good.write_text("[[rules]]\nname='a'\nqueue='q'\npriority=1\nall=[{signal='x'}]\n", encoding="utf-8")
+    assert load_policy(good).name == "mine"
