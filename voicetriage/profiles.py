@@ -26,17 +26,21 @@ from .errors import ConfigError, VoiceTriageError
 from .signals.base import Signal
 
 AGE_BANDS = ("<40", "40-64", "65+")
-LANGUAGES = ("cmn", "yue", "wuu", "hak", "nan", "en", "other")
+# the language signal's labels (voicetriage.signals.language), so one rule can
+# test the profile and the voice alike; ISO 639-3 codes and common names are accepted
+LANGUAGES = ("mandarin", "cantonese", "wu", "hakka", "minnan", "english", "other")
 KNOWN_FLAGS = ("vulnerable", "prefers_human")
 
 _LANGUAGE_ALIASES = {
-    "cmn": "cmn", "zh": "cmn", "zh-cn": "cmn", "mandarin": "cmn", "putonghua": "cmn", "普通话": "cmn", "國語": "cmn",
-    "yue": "yue", "zh-hk": "yue", "cantonese": "yue", "粤语": "yue", "粵語": "yue", "广东话": "yue", "廣東話": "yue",
-    "wuu": "wuu", "wu": "wuu", "shanghainese": "wuu", "吴语": "wuu", "上海话": "wuu",
-    "hak": "hak", "hakka": "hak", "客家话": "hak", "客家話": "hak",
-    "nan": "nan", "minnan": "nan", "hokkien": "nan", "taiwanese": "nan", "闽南语": "nan", "閩南語": "nan",
-    "en": "en", "eng": "en", "english": "en",
-    "other": "other",
+    **{name: name for name in LANGUAGES},
+    "cmn": "mandarin", "zh": "mandarin", "zh-cn": "mandarin", "putonghua": "mandarin", "普通话": "mandarin",
+    "普通話": "mandarin", "国语": "mandarin", "國語": "mandarin", "华语": "mandarin",
+    "yue": "cantonese", "zh-hk": "cantonese", "粤语": "cantonese", "粵語": "cantonese", "广东话": "cantonese",
+    "廣東話": "cantonese", "白话": "cantonese",
+    "wuu": "wu", "shanghainese": "wu", "吴语": "wu", "吳語": "wu", "上海话": "wu", "上海話": "wu",
+    "hak": "hakka", "客家话": "hakka", "客家話": "hakka",
+    "nan": "minnan", "hokkien": "minnan", "taiwanese": "minnan", "闽南语": "minnan", "閩南語": "minnan",
+    "en": "english", "eng": "english",
 }
 _BAND_ALIASES = {
     "<40": "<40", "under 40": "<40", "under40": "<40", "0-39": "<40", "18-39": "<40",
@@ -54,7 +58,7 @@ CREATE TABLE IF NOT EXISTS profiles (
     customer_id TEXT,
     birth_year  INTEGER,
     age_band    TEXT,              -- <40 | 40-64 | 65+ (when no birth year is known)
-    language    TEXT,              -- cmn | yue | wuu | hak | nan | en | other
+    language    TEXT,              -- mandarin | cantonese | wu | hakka | minnan | english | other
     flags       TEXT NOT NULL DEFAULT '',  -- space-separated, sorted
     note        TEXT,
     updated_at  TEXT NOT NULL

@@ -92,37 +92,74 @@ def test_min_confidence_on_voice_age(default):
     assert h.confidence == pytest.approx(0.65)
 
 
-def test_min_count_needs_consecutive_evidence(default):
+def test_low_comprehension_needs_two_utterances(default):
     st = default.start("c1")
-    assert st.update([sig("low_comprehension", True, 0.8, t=3.0)], 3.0) == []
-    assert st.update([sig("low_comprehension", False, 0.8, t=6.0)], 6.0) == []  # streak broken
-    assert st.update([sig("low_comprehension", True, 0.8, t=9.0)], 9.0) == []
-    [h] = st.update([sig("low_comprehension", True, 0.7, t=12.0)], 12.0)
+    lc = lambda v, conf, t, n: sig("low_comprehension", v, conf, t=t, utterances=n, speech_s=2.0 * n)
+    assert st.update([lc(0.9, 0.5, 3.0, 1)], 3.0) == []  # one utterance is not enough
+    assert st.update([lc(0.4, 0.7, 6.0, 2)], 6.0) == []  # followed well enough
+    [h] = st.update([lc(0.7, 0.8, 9.0, 3)], 9.0)
     assert (h.queue, h.rules) == ("human_now", ("low_comprehension",))
+    assert len(h.signals) == 2  # the score and the amount of evidence
 
 
-def test_slow_speech_must_be_sustained_10s(default):
+def test_min_count_needs_consecutive_updates():
+    p = policy("""
+    [[rules]]
+    name = "twice"
+    queue = "q"
+    priority = 1
+    all = [{ signal = "x", op = ">=", value = 0.5, min_count = 2 }]
+    """)
+    st = p.start("c1")
+    assert st.update([sig("x", 0.8, t=1.0)], 1.0) == []
+    assert st.update([sig("x", 0.2, t=2.0)], 2.0) == []  # streak broken
+    assert st.update([sig("x", 0.9, t=3.0)], 3.0) == []
+    [h] = st.update([sig("x", 0.6, t=4.0)], 4.0)
+    assert h.evidence_time == 4.0 and h.signals[0]["value"] == 0.6
+
+
+def test_slow_speech_needs_10s_of_slow_speech(default):
     st = default.start("c1")
-    slow = lambda t: sig("speaking_rate", {"syllables_per_s": 2.1, "slow": True}, 0.7, t=t, evidence_time=t - 1)
+    rate = lambda v, slow, slow_s, t: sig("speaking_rate", v, 0.7, t=t, evidence_time=1.0,
+                                          slow=slow, slow_speech_s=slow_s, speech_s=slow_s)
+    assert st.update([rate(2.2, True, 4.0, 6.0)], 6.0) == []
+    assert st.update([rate(2.4, True, 8.5, 12.0)], 12.0) == []
+    [h] = st.update([rate(2.3, True, 11.0, 16.0)], 16.2)
+    assert (h.queue, h.rules) == ("senior_human", ("slow_speech",))
+    assert h.evidence_time == 1.0  # slow from the first utterance on
+    # 10 s of slow utterances but a normal overall rate: no hint
+    st = default.start("c2")
+    assert st.update([rate(4.9, False, 10.5, 30.0)], 30.0) == []
+
+
+def test_sustain_s_holds_for_call_time():
+    p = policy("""
+    [[rules]]
+    name = "sustained"
+    queue = "q"
+    priority = 1
+    all = [{ signal = "x", field = "slow", sustain_s = 10.0 }]
+    """)
+    st = p.start("c1")
+    slow = lambda t: sig("x", 2.0, 0.7, t=t, evidence_time=t - 1, slow=True)
     assert st.update([slow(3.0)], 3.0) == []  # slow since 2.0
     assert st.update([slow(7.0)], 7.0) == []
     assert st.evaluate(11.9) == []
     [h] = st.evaluate(12.0)
-    assert (h.queue, h.rules) == ("senior_human", ("slow_speech",))
     assert h.evidence_time == pytest.approx(12.0)
-    # a normal-rate stretch resets the clock
-    st = default.start("c2")
+    # a normal stretch resets the clock
+    st = p.start("c2")
     st.update([slow(3.0)], 3.0)
-    st.update([sig("speaking_rate", {"syllables_per_s": 4.5, "slow": False}, 0.7, t=6.0)], 6.0)
+    st.update([sig("x", 4.5, 0.7, t=6.0, slow=False)], 6.0)
     assert st.update([slow(9.0)], 13.0) == []
     assert st.evaluate(17.9) == []
-    assert [h.queue for h in st.evaluate(18.0)] == ["senior_human"]
+    assert [h.queue for h in st.evaluate(18.0)] == ["q"]
 
 
 def test_language_distribution_top_label(default):
     st = default.start("c1")
-    assert st.update([sig("language", {"cmn": 0.7, "yue": 0.3}, 0.7, t=4.0)], 4.0) == []
-    [h] = st.update([sig("language", {"cmn": 0.2, "yue": 0.8}, 0.8, t=8.0)], 8.5)
+    assert st.update([sig("language", {"mandarin": 0.7, "cantonese": 0.3}, 0.7, t=4.0)], 4.0) == []
+    [h] = st.update([sig("language", {"mandarin": 0.2, "cantonese": 0.8}, 0.8, t=8.0)], 8.5)
     assert h.queue == "cantonese_agent" and h.since_evidence_s == pytest.approx(0.5)
 
 
@@ -145,7 +182,7 @@ def test_two_rules_for_one_queue_add_up(default):
     st = default.start("c1")
     [h1] = st.update([sig("age_band", "65+", 0.6, t=5.0)], 5.0)
     assert h1.confidence == pytest.approx(0.6)
-    st.update([sig("speaking_rate", {"slow": True}, 0.6, t=6.0, evidence_time=5.0)], 6.0)
+    st.update([sig("speaking_rate", 2.0, 0.6, t=14.0, evidence_time=2.0, slow=True, slow_speech_s=10.2)], 14.0)
     [h2] = st.evaluate(15.0)
     assert h2.rules == ("voice_senior", "slow_speech")
     assert h2.confidence == pytest.approx(1 - 0.4 * 0.4)
@@ -197,9 +234,8 @@ def test_release_margin_and_hold_prevent_flapping():
 def test_evaluation_is_deterministic(default):
     seq = [
         ([sig("keypad", {"first": "1", "digits": "1", "last": "1"}, t=1.0)], 1.0),
-        ([sig("language", {"yue": 0.9, "cmn": 0.1}, 0.9, t=4.0)], 4.2),
-        ([sig("speaking_rate", {"slow": True}, 0.8, t=5.0, evidence_time=4.0)], 5.0),
-        ([], 14.0),
+        ([sig("language", {"cantonese": 0.9, "mandarin": 0.1}, 0.9, t=4.0)], 4.2),
+        ([sig("speaking_rate", 2.1, 0.8, t=14.0, evidence_time=4.0, slow=True, slow_speech_s=10.0)], 14.0),
         ([sig("human_request", True, 0.95, t=15.0, evidence_time=14.5)], 15.1),
     ]
 

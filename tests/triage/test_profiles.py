@@ -77,7 +77,7 @@ def test_import_reports_bad_rows_with_line_numbers(tmp_path):
             4: "not a phone number: 'not-a-number'",
             5: "birth_year 1890 is not plausible",
             6: "birth_year 1990 does not match age_band '65+'",
-            7: "unknown language 'klingon' (use one of cmn, yue, wuu, hak, nan, en, other)",
+            7: "unknown language 'klingon' (use one of mandarin, cantonese, wu, hakka, minnan, english, other)",
             8: "birth_year must be a 4-digit year, got '19x0'",
             9: "unknown age band 'older' (use one of <40, 40-64, 65+)",
             10: "not a phone number: 'a,b'",
@@ -88,9 +88,9 @@ def test_import_reports_bad_rows_with_line_numbers(tmp_path):
         assert report.ignored_columns == ("crm_segment",)
         assert report.imported == 3 and len(store) == 3
         p = store.lookup("+86 138-0013-8000")
-        assert p == Profile("+8613800138000", "C11", 1951, None, "yue", ("vulnerable",), None, p.updated_at)
+        assert p == Profile("+8613800138000", "C11", 1951, None, "cantonese", ("vulnerable",), None, p.updated_at)
         hk = store.lookup("0085291234567")
-        assert (hk.age_band, hk.language, hk.birth_year) == ("65+", "yue", None)
+        assert (hk.age_band, hk.language, hk.birth_year) == ("65+", "cantonese", None)
         assert store.lookup("13800138006").flags == ("prefers_human",)
         assert store.lookup("13800138099") is None
         assert store.lookup("anonymous") is None
@@ -120,7 +120,7 @@ def test_semicolon_csv_with_bom_and_pipe_flags(tmp_path):
         r = store.import_csv(write(tmp_path, text))
         assert r.problems == [] and r.imported == 1
         p = store.lookup("13800138000")
-        assert (p.birth_year, p.language, p.flags) == (1948, "yue", ("prefers_human", "vulnerable"))
+        assert (p.birth_year, p.language, p.flags) == (1948, "cantonese", ("prefers_human", "vulnerable"))
 
 
 def test_flags_with_commas_inside_a_quoted_cell(tmp_path):
@@ -160,7 +160,7 @@ def test_missing_or_foreign_database(tmp_path):
 
 
 def test_profile_signal_derives_age_band_from_birth_year():
-    p = Profile("+8613800138000", birth_year=1958, flags=("prefers_human",), language="cmn")
+    p = Profile("+8613800138000", birth_year=1958, flags=("prefers_human",), language="mandarin")
     s = profile_signal("call-1", p, year=2026)
     assert (s.name, s.call_id, s.confidence, s.time) == ("profile", "call-1", 1.0, 0.0)
     assert s.value["age"] == 68 and s.value["age_band"] == "65+"
@@ -180,7 +180,7 @@ def test_cli_import_and_show(tmp_path, capsys):
 
     assert main(["profiles", "show", "138 0013 8000", "--db", str(db)]) == 0
     out, _ = capsys.readouterr()
-    assert "+8613800138000" in out and "yue" in out and "vulnerable" in out
+    assert "+8613800138000" in out and "cantonese" in out and "vulnerable" in out
 
     assert main(["profiles", "show", "+852 9123 4567", "--db", str(db), "--json"]) == 0
     msg = json.loads(capsys.readouterr().out)

@@ -29,8 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="import profiles from a CSV file",
         description=(
             "Import a CSV with a header row. Columns: number (required; also phone, caller_id), "
-            "birth_year, age_band (<40, 40-64, 65+), language (cmn, yue, wuu, hak, nan, en, other; "
-            "names like Cantonese work too), flags (vulnerable, prefers_human, ... separated by ; or |), "
+            "birth_year, age_band (<40, 40-64, 65+), language (mandarin, cantonese, wu, hakka, minnan, "
+            "english, other; ISO codes such as yue and names such as 粤语 work too), flags (vulnerable, prefers_human, ... separated by ; or |), "
             "customer_id, note. Other columns are ignored. Rows with a number already in the store "
             "replace it. Bad rows are reported with their line number and skipped; the exit status "
             "is 1 when a row was skipped."
