@@ -1,0 +1,169 @@
+"""``/events``: a websocket that streams every call's events to a subscriber.
+
+A supervisor dashboard or a routing engine connects to
+``ws://HOST:PORT/events`` and receives JSON messages (the same as on the
+native protocol, each with its ``call_id``), optionally filtered with the
+query string: ``?types=hint,summary`` (event kinds) and
+``?call_id=A&call_id=B`` (or comma-separated). The first message is
+``{"type": "subscribed", ...}`` echoing the filters. A subscriber that cannot
+keep up loses the oldest events, and is told so with
+``{"type": "dropped", "count": N}`` before the next message it gets. When
+``token`` is configured, the handshake needs ``Authorization: Bearer TOKEN``
+(or ``?token=TOKEN``), otherwise it is refused with HTTP 401.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hmac
+import json
+import logging
+import re
+import urllib.parse
+from typing import TYPE_CHECKING, Any
+
+from websockets.exceptions import ConnectionClosed
+
+from ..events import to_message
+from ..policy import jsonable
+
+if TYPE_CHECKING:
+    from websockets.asyncio.server import ServerConnection
+    from websockets.http11 import Request, Response
+
+    from ..server import App
+
+log = logging.getLogger(__name__)
+
+PATH = "/events"
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+_KIND = re.compile(r"^[a-z][a-z_]{0,31}$")
+
+
+class BadFilter(ValueError):
+    pass
+
+
+def parse_filters(path: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(call ids, event kinds) from the request path's query; empty = all."""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query, keep_blank_values=False)
+    unknown = set(query) - {"call_id", "types", "type", "token"}
+    if unknown:
+        raise BadFilter(f"unknown query parameter(s): {', '.join(sorted(unknown))} (use call_id, types)")
+
+    def values(*names: str) -> frozenset[str]:
+        return frozenset(v.strip() for n in names for item in query.get(n, ()) for v in item.split(",") if v.strip())
+
+    kinds = values("types", "type")
+    bad = sorted(k for k in kinds if not _KIND.match(k))
+    if bad:
+        raise BadFilter(f"bad event type(s): {', '.join(bad)}")
+    return values("call_id"), kinds
+
+
+def message(event: object) -> dict[str, Any]:
+    msg = jsonable(to_message(event))
+    if msg.get("type") == "partial":
+        msg["text"] = msg.get("stable", "") + msg.get("unstable", "")
+    return msg
+
+
+class _Subscriber:
+    def __init__(self, call_ids: frozenset[str], kinds: frozenset[str], limit: int) -> None:
+        self.call_ids = call_ids
+        self.kinds = kinds
+        self.queue: collections.deque[object] = collections.deque()
+        self.limit = limit
+        self.dropped = 0
+        self.ready = asyncio.Event()
+
+    def __call__(self, event: object) -> None:
+        if self.kinds and getattr(event, "kind", None) not in self.kinds:
+            return
+        if self.call_ids and getattr(event, "call_id", None) not in self.call_ids:
+            return
+        if len(self.queue) >= self.limit:
+            self.queue.popleft()
+            self.dropped += 1
+        self.queue.append(event)
+        self.ready.set()
+
+
+def make_process_request(token: str | None):
+    """Handshake check for ``/events``: filters and, if configured, the token."""
+
+    def process_request(app: "App", connection: "ServerConnection", request: "Request") -> "Response | None":
+        from ..server import json_response
+
+        try:
+            parse_filters(request.path)
+        except BadFilter as e:
+            return json_response(400, {"error": "bad_filter", "message": str(e)})
+        if token is not None:
+            given = request.headers.get("Authorization", "")
+            given = given[7:] if given.lower().startswith("bearer ") else ""
+            if not given:
+                q = urllib.parse.parse_qs(urllib.parse.urlsplit(request.path).query)
+                given = (q.get("token") or [""])[0]
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return json_response(401, {"error": "unauthorized", "message": "a valid events token is required"})
+        return None
+
+    return process_request
+
+
+def make_handler(limit: int = 1000):
+    async def events_handler(app: "App", ws: "ServerConnection") -> None:
+        """One subscriber: hub events out until the client or the server goes."""
+        call_ids, kinds = parse_filters(ws.request.path)  # checked at the handshake
+        sub = _Subscriber(call_ids, kinds, limit)
+        unsubscribe = app.hub.subscribe(sub)
+        reader = asyncio.ensure_future(_read_until_closed(ws))
+        stop = asyncio.ensure_future(app.shutdown.wait())
+        try:
+            await ws.send(json.dumps({"type": "subscribed", "call_ids": sorted(call_ids),
+                                      "types": sorted(kinds)}))
+            while True:
+                wake = asyncio.ensure_future(sub.ready.wait())
+                await asyncio.wait({wake, reader, stop}, return_when=asyncio.FIRST_COMPLETED)
+                wake.cancel()
+                # deliver what is queued before honouring a shutdown
+                sub.ready.clear()
+                while sub.queue:
+                    if sub.dropped:
+                        n, sub.dropped = sub.dropped, 0
+                        await ws.send(json.dumps({"type": "dropped", "count": n}))
+                    event = sub.queue.popleft()
+                    await ws.send(json.dumps(message(event), ensure_ascii=False, separators=(",", ":")))
+                if reader.done():
+                    return
+                if stop.done():
+                    await ws.close(CLOSE_GOING_AWAY, "server shutting down")
+                    return
+        except ConnectionClosed:
+            pass
+        finally:
+            unsubscribe()
+            reader.cancel()
+            stop.cancel()
+
+    return events_handler
+
+
+async def _read_until_closed(ws: "ServerConnection") -> None:
+    """Subscribers only listen; whatever they send is ignored."""
+    try:
+        async for _ in ws:
+            pass
+    except ConnectionClosed:
+        pass
+
+
+def install(app: "App", *, token: str | None = None, limit: int = 1000) -> None:
+    """Add the ``/events`` route to a server."""
+    app.add_route(PATH, make_handler(limit), make_process_request(token))
+
+
+__all__ = ["install", "parse_filters", "PATH"]
