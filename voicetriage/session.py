@@ -98,6 +98,7 @@ class CallSession:
             )
             for t in tracks
         }
+        self._received = {t: 0.0 for t in tracks}
         self._finals: list[Final] = []
         self._pending: set[asyncio.Future] = set()
         self._closed = False
@@ -115,9 +116,12 @@ class CallSession:
         return self._closed
 
     def time(self, track: str | None = None) -> float:
-        """Seconds of audio received on ``track`` (default: the first)."""
-        t = self._tracks[track or self.tracks[0]]
-        return t.segmenter.samples / TARGET_RATE
+        """Seconds of audio received on ``track`` (default: the first).
+
+        Counted on the wire, not after resampling (the resampler holds back a
+        few milliseconds until the call ends).
+        """
+        return self._received[track or self.tracks[0]]
 
     def push_audio(self, data: bytes, track: str | None = None) -> None:
         """Wire audio in the call's :class:`AudioSpec`.
@@ -131,11 +135,15 @@ class CallSession:
         if self._stereo is not None:
             if track is not None:
                 raise AudioFormatError("stereo audio carries both tracks; do not name one")
-            for name, samples in zip(self.tracks, self._stereo.decode(data)):
+            chans = self._stereo.decode(data)
+            for name, samples in zip(self.tracks, chans):
+                self._received[name] += self.spec.duration(len(data))
                 self._feed(self._tracks[name], samples)
         else:
             t = self._track(track)
-            self._feed(t, t.decoder.decode(data)[0])  # type: ignore[union-attr]
+            chans = t.decoder.decode(data)  # type: ignore[union-attr]
+            self._received[t.name] += len(data) / (self.spec.bytes_per_sample * self.spec.sample_rate)
+            self._feed(t, chans[0])
 
     def push_gap(self, seconds: float, track: str | None = None) -> None:
         """Lost packets: ``seconds`` of silence, so the clock stays right."""
@@ -143,9 +151,11 @@ class CallSession:
             return
         if self._stereo is not None:
             for name, samples in zip(self.tracks, self._stereo.silence(seconds)):
+                self._received[name] += seconds
                 self._feed(self._tracks[name], samples)
         else:
             t = self._track(track)
+            self._received[t.name] += seconds
             self._feed(t, t.decoder.silence(seconds)[0])  # type: ignore[union-attr]
 
     def push_dtmf(self, digit: str, track: str | None = None, time: float | None = None) -> None:
@@ -184,7 +194,7 @@ class CallSession:
         summary = CallSummary(
             call_id=self.info.call_id,
             reason=reason,
-            audio_s={n: round(self.time(n), 3) for n in self.tracks},
+            audio_s={n: round(v, 3) for n, v in self._received.items()},
             utterances=len(self._finals),
             finals=tuple(self._finals),
             languages={k: round(v, 3) for k, v in langs.items()},

@@ -1,0 +1,107 @@
+import numpy as np
+
+from voicetriage.config import StreamConfig
+from voicetriage.segmenter import Segmenter, SpeechEnded, SpeechStarted
+from voicetriage.vad import WINDOW
+
+W = WINDOW / 16000  # 32 ms
+
+
+class ScriptedVad:
+    """Probabilities from a script: one value per 512-sample window."""
+
+    def __init__(self, probs):
+        self.probs = list(probs)
+        self.pending = 0
+
+    def __call__(self, samples):
+        self.pending += len(samples)
+        n = self.pending // WINDOW
+        self.pending -= n * WINDOW
+        out, self.probs = self.probs[:n], self.probs[n:]
+        return np.array(out + [0.0] * (n - len(out)), dtype=np.float32)
+
+
+def run(probs, config=StreamConfig(), chunk=320, flush=True):
+    seg = Segmenter(config, ScriptedVad(probs))
+    audio = np.arange(len(probs) * WINDOW, dtype=np.float32)  # sample index as value
+    events = []
+    for i in range(0, len(audio), chunk):
+        events += seg.feed(audio[i : i + chunk])
+    if flush:
+        events += seg.flush()
+    return seg, events
+
+
+def windows(seconds):
+    return int(round(seconds / W))
+
+
+def test_utterance_with_trailing_silence():
+    probs = [0.0] * windows(1) + [0.9] * windows(2) + [0.0] * windows(1)
+    _, ev = run(probs)
+    starts = [e for e in ev if isinstance(e, SpeechStarted)]
+    ends = [e for e in ev if isinstance(e, SpeechEnded)]
+    assert len(starts) == 1 and len(ends) == 1
+    e = ends[0]
+    assert e.reason == "silence"
+    # pre-roll of 200 ms before the first speech window
+    assert abs(e.start - (windows(1) * W - 0.2)) < 0.01
+    # ends 200 ms into the silence (tail kept for the last word)
+    assert abs(e.end - (windows(1) + windows(2)) * W - 0.2) < W + 1e-6
+    assert abs(e.speech_s - windows(2) * W) < 1e-6
+    # the audio is exactly the samples between start and end
+    assert e.audio[0] == round(e.start * 16000) and len(e.audio) == round((e.end - e.start) * 16000)
+
+
+def test_short_click_is_not_an_utterance():
+    probs = [0.0] * 10 + [0.9] * 3 + [0.0] * 40  # 96 ms < min_speech 200 ms
+    _, ev = run(probs)
+    assert ev == []
+
+
+def test_short_pause_does_not_split():
+    probs = [0.9] * windows(1) + [0.0] * windows(0.3) + [0.9] * windows(1) + [0.0] * windows(1)
+    _, ev = run(probs)
+    ends = [e for e in ev if isinstance(e, SpeechEnded)]
+    assert len(ends) == 1
+
+
+def test_end_silence_is_configurable():
+    probs = [0.9] * windows(1) + [0.0] * windows(0.3) + [0.9] * windows(1) + [0.0] * windows(1)
+    _, ev = run(probs, StreamConfig(end_silence_ms=200))
+    assert len([e for e in ev if isinstance(e, SpeechEnded)]) == 2
+
+
+def test_max_length_cuts_at_quietest_point_and_continues():
+    probs = [0.9] * windows(13) + [0.4] + [0.1] + [0.9] * windows(6) + [0.0] * windows(1)
+    _, ev = run(probs, StreamConfig(max_utterance_s=15))
+    ends = [e for e in ev if isinstance(e, SpeechEnded)]
+    assert [e.reason for e in ends] == ["max_length", "silence"]
+    cut = (windows(13) + 2) * W
+    assert abs(ends[0].end - cut) < 1e-6 and abs(ends[1].start - cut) < 1e-6
+    assert ends[0].end - ends[0].start <= 15.0
+
+
+def test_flush_ends_speech_in_progress():
+    probs = [0.9] * windows(2)
+    seg, ev = run(probs, flush=False)
+    assert seg.active is not None
+    assert abs(len(seg.active_audio()) / 16000 - 2.0) < 0.05
+    ends = seg.flush()
+    assert len(ends) == 1 and ends[0].reason == "stop"
+    assert seg.active is None and seg.flush() == []
+
+
+def test_chunking_does_not_change_result():
+    rng = np.random.default_rng(1)
+    probs = list((rng.random(600) > 0.4).astype(float) * 0.9)
+    _, a = run(probs, chunk=160)
+    _, b = run(probs, chunk=4000)
+    key = lambda evs: [(type(e).__name__, getattr(e, "start", None), getattr(e, "end", None)) for e in evs]  # noqa: E731
+    assert key(a) == key(b)
+
+
+def test_long_silence_memory_is_trimmed():
+    seg, _ = run([0.0] * windows(120), flush=False)
+    assert len(seg._audio) < 3 * 16000

@@ -1,0 +1,99 @@
+import asyncio
+import threading
+
+import numpy as np
+
+from voicetriage.asr import AsrRequest
+from voicetriage.events import AsrResult
+from voicetriage.worker import InferenceWorker
+
+
+class FakeEngine:
+    """Records batches; blocks on a gate so tests can queue work first."""
+
+    def __init__(self):
+        self.batches = []
+        self.gate = threading.Event()
+
+    def window_seconds(self, duration):
+        return 10.0 if duration <= 10 else 30.0
+
+    def transcribe_batch(self, reqs):
+        self.gate.wait(10)
+        self.batches.append([r.prompt for r in reqs])
+        return [AsrResult(r.prompt, "en", 1.0, -0.1, 0.0) for r in reqs]
+
+
+def req(tag, seconds=1.0):
+    return AsrRequest(np.zeros(int(seconds * 16000), np.float32), "en", tag)
+
+
+async def test_finals_first_round_robin_and_partial_replacement():
+    eng = FakeEngine()
+    w = InferenceWorker(eng, max_batch=1)
+    w.start()
+    try:
+        first = w.submit("A", "caller", req("A-f0"), final=True)  # occupies the worker
+        await asyncio.sleep(0.05)
+        futs = [
+            w.submit("A", "caller", req("A-f1"), final=True),
+            w.submit("A", "caller", req("A-f2"), final=True),
+            w.submit("A", "caller", req("A-f3"), final=True),
+            w.submit("B", "caller", req("B-p1"), final=False),
+            w.submit("C", "caller", req("C-f1"), final=True),
+        ]
+        replaced = futs[3]
+        futs.append(w.submit("B", "caller", req("B-p2"), final=False))
+        eng.gate.set()
+        results = await asyncio.gather(first, *futs)
+        assert await replaced is None  # superseded partial
+        order = [b[0] for b in eng.batches]
+        # A's backlog does not starve C; finals before the partial; B's stale partial never runs
+        assert order == ["A-f0", "C-f1", "A-f1", "A-f2", "A-f3", "B-p2"] or order == [
+            "A-f0", "A-f1", "C-f1", "A-f2", "A-f3", "B-p2"]
+        assert order.index("C-f1") <= 2
+        assert results[-1].text == "B-p2"
+    finally:
+        w.stop()
+
+
+async def test_batches_same_window_only():
+    eng = FakeEngine()
+    w = InferenceWorker(eng, max_batch=4)
+    w.start()
+    try:
+        blocker = w.submit("Z", "caller", req("Z"), final=True)
+        await asyncio.sleep(0.05)
+        futs = [w.submit(c, "caller", req(c, 2.0), final=True) for c in "ABC"]
+        futs.append(w.submit("D", "caller", req("D-long", 20.0), final=True))
+        eng.gate.set()
+        await asyncio.gather(blocker, *futs)
+        assert ["A", "B", "C"] in eng.batches
+        assert ["D-long"] in eng.batches
+        assert w.stats().requests == 5
+    finally:
+        w.stop()
+
+
+async def test_engine_error_reaches_caller_and_worker_survives():
+    class Broken(FakeEngine):
+        def transcribe_batch(self, reqs):
+            if reqs[0].prompt == "boom":
+                raise RuntimeError("boom")
+            return super().transcribe_batch(reqs)
+
+    eng = Broken()
+    eng.gate.set()
+    w = InferenceWorker(eng)
+    w.start()
+    try:
+        bad = w.submit("A", "caller", req("boom"), final=True)
+        try:
+            await bad
+            raise AssertionError("expected an error")
+        except RuntimeError:
+            pass
+        ok = await w.submit("B", "caller", req("fine"), final=True)
+        assert ok.text == "fine"
+    finally:
+        w.stop()
