@@ -1,0 +1,327 @@
+"""Offline batch transcription: discovery, resume, per-file errors, split channels.
+
+Real model (tiny.en, shared with the rest of the suite) on real clips from
+../shared/eval. Word error rate bound: 0.15 on the JFK clip and on "one two
+three" (tiny.en gets both exactly right here; the bound leaves room for a
+different CPU's int8 kernels, while a broken pipeline scores near 1.0).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voicetriage import batch
+from voicetriage.batch import BatchOptions, InputFile, discover, plan, run_batch
+from voicetriage.cli import main
+
+WER_BOUND = 0.15
+JFK = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+ONE_TWO_THREE = "one two three"
+_NUMBERS = {"1": "one", "2": "two", "3": "three"}
+
+
+def words(text: str) -> list[str]:
+    toks = re.sub(r"[^\w\s']", " ", text.lower()).split()
+    return [_NUMBERS.get(t, t) for t in toks]
+
+
+def wer(ref: str, hyp: str) -> float:
+    r, h = words(ref), words(hyp)
+    d = list(range(len(h) + 1))
+    for i, rw in enumerate(r, 1):
+        prev, d[0] = d[0], i
+        for j, hw in enumerate(h, 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (rw != hw))
+    return d[len(h)] / max(1, len(r))
+
+
+def test_wer_helper():
+    assert wer("one two three", "One, 2, three.") == 0.0
+    assert wer("one two three", "one three") == pytest.approx(1 / 3)
+    assert wer("a b", "") == 1.0
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+
+
+def segments_text(path: Path, speaker=None) -> str:
+    return " ".join(
+        r["text"] for r in read_jsonl(path) if r["type"] == "segment" and (speaker is None or r["speaker"] == speaker)
+    )
+
+
+# ---------------------------------------------------------------- planning (no model)
+
+
+def touch(path: Path, data: bytes = b"x") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_discover_walks_folders(tmp_path):
+    root = tmp_path / "calls"
+    for name in ["b.wav", "a.FLAC", "sub/c.mp3", "sub/deeper/d.opus", "e.m4a", "f.webm", "g.ogg",
+                 "notes.txt", ".hidden.wav", ".git/h.wav", "sub/transcript.jsonl"]:
+        touch(root / name)
+    other = touch(tmp_path / "single.data")  # named explicitly: taken whatever its suffix
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    found = discover([root, other, root / "b.wav", tmp_path / "missing.wav", empty])
+    rels = [str(f.rel) for f in found.files]
+    assert rels == ["a.FLAC", "b.wav", "e.m4a", "f.webm", "g.ogg", "sub/c.mp3", "sub/deeper/d.opus",
+                    "single.data", "missing.wav"]  # b.wav once; the missing file kept to be reported
+    assert found.files[0].path == root / "a.FLAC"
+    assert found.empty_dirs == (empty,)
+
+
+def test_plan_names_outputs_and_resumes(tmp_path):
+    out = tmp_path / "out"
+    files = [InputFile(tmp_path / "x" / "call.wav", Path("call.wav")),
+             InputFile(tmp_path / "x" / "call.mp3", Path("call.mp3")),
+             InputFile(tmp_path / "y" / "call.wav", Path("call.wav")),
+             InputFile(tmp_path / "y" / "sub" / "b.flac", Path("sub/b.flac"))]
+    opts = BatchOptions(out_dir=out, format="srt")
+    assert [str(i.output.relative_to(out)) for i in plan(files, opts)] == [
+        "call.srt", "call.mp3.srt", "call.wav.srt", "sub/b.srt"]
+    touch(out / "call.srt", b"1\n00:00:00,000 --> 00:00:01,000\nhi\n")
+    items = plan(files, opts)
+    assert [i.done for i in items] == [True, False, False, False]
+    assert not any(i.done for i in plan(files, BatchOptions(out_dir=out, format="srt", overwrite=True)))
+    # a jsonl without its summary line is incomplete, so it is redone
+    touch(out / "call.jsonl", b'{"type": "header"}\n{"type": "segment"}\n')
+    assert not plan(files[:1], BatchOptions(out_dir=out))[0].done
+
+
+def test_options_are_checked(tmp_path):
+    from voicetriage.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="format"):
+        BatchOptions(out_dir=tmp_path, format="doc")
+    with pytest.raises(ConfigError, match="must differ"):
+        BatchOptions(out_dir=tmp_path, channel_labels=("a", "a"))
+    with pytest.raises(ConfigError, match="without"):
+        BatchOptions(out_dir=tmp_path, channel_labels=("caller", "<agent>"))
+
+
+def test_write_atomic_leaves_no_temp(tmp_path):
+    target = tmp_path / "o" / "a.txt"
+    batch.write_atomic(target, "hello\n")
+    assert target.read_text() == "hello\n"
+    assert os.listdir(target.parent) == ["a.txt"]
+
+
+# ---------------------------------------------------------------- real model
+
+
+@pytest.fixture
+def clips(eval_dir, tmp_path) -> Path:
+    """A folder of inputs: two real clips, one in a subfolder, and a corrupt file."""
+    d = tmp_path / "in"
+    (d / "sub").mkdir(parents=True)
+    (d / "jfk.wav").symlink_to(eval_dir / "audio" / "en_whisper_jfk.wav")
+    (d / "sub" / "123.wav").symlink_to(eval_dir / "audio" / "en_speechrecognition_123.wav")
+    (d / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00this is not a wave file at all" * 10)
+    return d
+
+
+def test_cli_batch_errors_resume_overwrite(clips, tmp_path, capsys, monkeypatch, tiny_whisper):
+    import voicetriage.asr
+
+    loads = []
+
+    def shared_model(config):
+        loads.append(config.model)
+        return tiny_whisper
+
+    monkeypatch.setattr(voicetriage.asr, "load_whisper", shared_model)
+    out = tmp_path / "out"
+    missing = tmp_path / "nowhere" / "lost.wav"
+    rc = main(["transcribe", str(clips), str(missing), "--out", str(out), "--model", "tiny.en"])
+    cap = capsys.readouterr()
+    assert rc == 1  # some file failed
+    assert loads == ["tiny.en"]  # one model for the whole batch
+    assert f"error: {clips / 'corrupt.wav'}: cannot decode audio" in cap.err
+    assert f"error: {missing}: no such file or directory" in cap.err
+    assert "transcribed 2 file(s) with tiny.en, 0 skipped, 2 failed" in cap.out
+    jfk, one23 = out / "jfk.jsonl", out / "sub" / "123.jsonl"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == ["jfk.jsonl", "sub", "sub/123.jsonl"]
+    assert wer(JFK, segments_text(jfk)) <= WER_BOUND
+    assert wer(ONE_TWO_THREE, segments_text(one23)) <= WER_BOUND
+    records = read_jsonl(jfk)
+    assert records[0]["type"] == "header" and records[-1]["type"] == "summary"
+    assert records[0]["model"] == "tiny.en" and records[0]["duration"] == pytest.approx(11.0, abs=0.01)
+    segs = [r for r in records if r["type"] == "segment"]
+    assert records[-1]["segments"] == len(segs) >= 1
+    for s in segs:
+        assert 0 <= s["start"] < s["end"] <= 11.0
+        assert s["file"] == str(clips / "jfk.wav") and s["speaker"] is None and s["language"] == "en"
+        assert -5 < s["avg_logprob"] <= 0 and 0 <= s["no_speech_prob"] <= 1
+    assert [s["start"] for s in segs] == sorted(s["start"] for s in segs)
+
+    # resume: finished files are skipped without loading a model; the corrupt one is retried
+    stamps = {p: p.stat().st_mtime_ns for p in (jfk, one23)}
+    loads.clear()
+    rc = main(["transcribe", str(clips), "--out", str(out), "--model", "tiny.en"])
+    cap = capsys.readouterr()
+    assert rc == 1 and "0 file(s), 2 skipped, 1 failed" in cap.out
+    assert "2 of 3 file(s) already done" in cap.err
+    assert loads == []  # the corrupt file fails before a model is needed
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    (clips / "corrupt.wav").unlink()
+    rc = main(["transcribe", str(clips), "--out", str(out)])
+    assert rc == 0 and "0 file(s), 2 skipped, 0 failed" in capsys.readouterr().out
+
+    # an interrupted output (no summary line) is redone; --overwrite redoes everything
+    jfk.write_text(jfk.read_text().split("\n", 1)[0] + "\n")
+    rc = main(["transcribe", str(clips), "--out", str(out), "--model", "tiny.en"])
+    assert rc == 0 and "transcribed 1 file(s) with tiny.en, 1 skipped" in capsys.readouterr().out
+    assert read_jsonl(jfk)[-1]["type"] == "summary"
+    assert one23.stat().st_mtime_ns == stamps[one23]
+    rc = main(["transcribe", str(clips), "--out", str(out), "--model", "tiny.en", "--overwrite"])
+    assert rc == 0 and "transcribed 2 file(s) with tiny.en, 0 skipped" in capsys.readouterr().out
+    assert one23.stat().st_mtime_ns != stamps[one23]
+    assert wer(ONE_TWO_THREE, segments_text(one23)) <= WER_BOUND
+    assert not [p for p in out.rglob(".*")]  # no temporary files left
+
+
+def make_stereo(path: Path, left: np.ndarray, right: np.ndarray) -> None:
+    n = max(len(left), len(right))
+    pcm = np.zeros((n, 2), dtype=np.int16)
+    pcm[: len(left), 0] = np.clip(left * 32767, -32768, 32767)
+    pcm[: len(right), 1] = np.clip(right * 32767, -32768, 32767)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(pcm.tobytes())
+
+
+@pytest.fixture
+def stereo_call(eval_dir, tmp_path) -> Path:
+    """Channel 0 (caller): JFK from 3.0 s; channel 1 (agent): "one two three" from 0.2 s."""
+    from faster_whisper import decode_audio
+
+    jfk = decode_audio(str(eval_dir / "audio" / "en_whisper_jfk.wav"))
+    one23 = decode_audio(str(eval_dir / "audio" / "en_speechrecognition_123.wav"))
+    left = np.concatenate([np.zeros(48000, np.float32), jfk])
+    right = np.concatenate([np.zeros(3200, np.float32), one23])
+    path = tmp_path / "stereo" / "call.wav"
+    path.parent.mkdir()
+    make_stereo(path, left, right)
+    return path
+
+
+def test_split_channels_labelled_and_interleaved(stereo_call, tmp_path, tiny_whisper):
+    out = tmp_path / "out"
+    opts = BatchOptions(out_dir=out, format="jsonl", channels="split")
+    items = plan(discover([stereo_call]).files, opts)
+    assert items[0].channels == 2 and items[0].duration == pytest.approx(14.0, abs=0.01)
+    summary = run_batch(items, opts, lambda: tiny_whisper)
+    assert [r.status for r in summary.results] == ["done"], summary.results
+    records = read_jsonl(out / "call.jsonl")
+    header, segs = records[0], [r for r in records if r["type"] == "segment"]
+    assert header["channels"] == "split"
+    assert [(t["speaker"], t["channel"]) for t in header["tracks"]] == [("caller", 0), ("agent", 1)]
+    assert wer(JFK, segments_text(out / "call.jsonl", "caller")) <= WER_BOUND
+    assert wer(ONE_TWO_THREE, segments_text(out / "call.jsonl", "agent")) <= WER_BOUND
+    # interleaved by time: the agent speaks first although it is channel 1
+    assert segs[0]["speaker"] == "agent" and segs[0]["start"] < 1.0
+    assert all(s["speaker"] == "caller" and s["start"] >= 2.5 for s in segs[1:])
+    assert [s["start"] for s in segs] == sorted(s["start"] for s in segs)
+
+
+@pytest.mark.parametrize(
+    "fmt, agent, caller",
+    [("txt", "[advisor] ", "[customer] "), ("srt", "[advisor] ", "[customer] "), ("vtt", "<v advisor>", "<v customer>")],
+)
+def test_split_labels_in_every_format(fmt, agent, caller, stereo_call, tmp_path, monkeypatch, tiny_whisper):
+    """Custom labels through the CLI; each format carries them (jsonl: see above)."""
+    import voicetriage.asr
+
+    monkeypatch.setattr(voicetriage.asr, "load_whisper", lambda config: tiny_whisper)
+    out = tmp_path / "out"
+    rc = main(["transcribe", str(stereo_call), "--out", str(out), "--format", fmt,
+               "--channels", "split", "--channel-labels", "customer,advisor"])
+    assert rc == 0
+    lines = [x for x in (out / f"call.{fmt}").read_text(encoding="utf-8").splitlines()
+             if x.startswith(("[", "<v "))]
+    assert lines[0].startswith(agent) and wer(ONE_TWO_THREE, lines[0][len(agent):]) <= WER_BOUND
+    assert len(lines) >= 2 and all(x.startswith(caller) for x in lines[1:])
+    assert wer(JFK, " ".join(x[len(caller):] for x in lines[1:])) <= WER_BOUND
+
+
+def test_split_needs_stereo_and_progress_adds_up(clips, eval_dir, tmp_path, tiny_whisper):
+    class Recorder:
+        def __init__(self):
+            self.started, self.advanced, self.finished = [], 0.0, []
+
+        def file_started(self, item, duration):
+            self.started.append((item.source.name, duration))
+
+        def advance(self, seconds):
+            assert seconds > 0
+            self.advanced += seconds
+
+        def file_finished(self, result):
+            self.finished.append((result.item.source.name, result.status, result.error))
+
+    opts = BatchOptions(out_dir=tmp_path / "out", channels="split")
+    items = plan(discover([clips / "sub" / "123.wav"]).files, opts)
+    rec = Recorder()
+    summary = run_batch(items, opts, lambda: tiny_whisper, rec)
+    assert rec.finished == [("123.wav", "failed", "has 1 channel; split channels need a 2-channel (stereo) recording")]
+    assert summary.model is None  # never needed
+
+    opts = BatchOptions(out_dir=tmp_path / "out", word_timestamps=True)
+    rec = Recorder()
+    summary = run_batch(plan(discover([clips / "sub"]).files, opts), opts, lambda: tiny_whisper, rec)
+    assert rec.finished == [("123.wav", "done", None)]
+    assert rec.started == [("123.wav", pytest.approx(2.745, abs=0.01))]
+    assert rec.advanced == pytest.approx(2.745, abs=0.01)  # the bar ends exactly at the audio length
+    assert summary.audio_s == pytest.approx(2.745, abs=0.01) and summary.real_time_factor > 0
+    seg = [r for r in read_jsonl(tmp_path / "out" / "123.jsonl") if r["type"] == "segment"]
+    ws = [w for s in seg for w in s["words"]]
+    assert words(" ".join(w["word"] for w in ws)) == ["one", "two", "three"]
+    assert all(0 <= w["start"] <= w["end"] <= 2.8 for w in ws)
+
+
+def test_cli_bad_language_and_model_stop_before_work(clips, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["transcribe", str(clips / "jfk.wav"), "--out", str(out), "--language", "xx"]) == 2
+    assert "unknown language 'xx'" in capsys.readouterr().err
+    assert main(["transcribe", str(clips / "jfk.wav"), "--out", str(out), "--model", "tiny.en", "--language", "zh"]) == 2
+    assert "English-only" in capsys.readouterr().err
+    bad = tmp_path / "no-model-here"
+    assert main(["transcribe", str(clips / "jfk.wav"), "--out", str(out), "--model", str(bad)]) == 2
+    assert f"model path {bad} is not a directory" in capsys.readouterr().err
+    assert main(["transcribe", str(tmp_path / "empty-dir-does-not-exist"), "--out", str(out)]) == 1
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_real_subprocess_srt(eval_dir, tmp_path):
+    """The installed CLI end to end, in its own process, with the real model loader."""
+    out = tmp_path / "out"
+    clip = eval_dir / "audio" / "en_speechrecognition_123.wav"
+    proc = subprocess.run(
+        [sys.executable, "-m", "voicetriage.cli", "transcribe", str(clip), "--out", str(out),
+         "--format", "srt", "--model", "tiny.en", "--threads", "2"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "transcribed 1 file(s) with tiny.en, 0 skipped, 0 failed" in proc.stdout
+    srt = (out / "en_speechrecognition_123.srt").read_text(encoding="utf-8")
+    m = re.fullmatch(r"1\n(\d\d:\d\d:\d\d,\d\d\d) --> (\d\d:\d\d:\d\d,\d\d\d)\n(.+)\n", srt)
+    assert m, srt
+    assert m.group(1) < m.group(2) <= "00:00:02,745"
+    assert wer(ONE_TWO_THREE, m.group(3)) <= WER_BOUND
