@@ -353,7 +353,9 @@ class BatchRunner:
         model, resolved = self._load_model()
         lang = self.options.language
         if lang is not None:
-            if not resolved.multilingual and lang != "en":
+            # the loaded model knows best (a local folder's config.json can mislead)
+            multilingual = getattr(getattr(model, "model", None), "is_multilingual", resolved.multilingual)
+            if not multilingual and lang != "en":
                 raise ConfigError(
                     f"model {resolved.id!r} is English-only; language {lang!r} needs a "
                     "multilingual model such as 'base'"
