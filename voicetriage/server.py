@@ -71,6 +71,7 @@ class App:
         self._ws: Server | None = None
         self._closing = False
         self.shutdown = asyncio.Event()  # set when the server stops; handlers end their calls
+        self._on_stop: list[Callable[[], None]] = []
         self.add_route("/", native_handler)
         self.add_route("/v1/stream", native_handler)
 
@@ -80,6 +81,10 @@ class App:
 
     def add_tcp_server(self, port: int, handler: TcpHandler, host: str | None = None) -> None:
         self._tcp.append((host or self.config.server.host, port, handler))
+
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` at the end of :meth:`stop`, after every call is flushed (sinks)."""
+        self._on_stop.append(callback)
 
     # -- calls ------------------------------------------------------------------
     def observers_for(self, info: CallInfo) -> list[CallObserver]:
@@ -220,6 +225,11 @@ class App:
             await self._ws.wait_closed()
         for srv in self._tcp_servers:
             await srv.wait_closed()
+        for callback in self._on_stop:
+            try:
+                callback()
+            except Exception:  # noqa: BLE001
+                log.exception("stop callback %r failed", callback)
 
     async def receive(self, ws: ServerConnection, timeout: float | None):
         """``ws.recv()`` that also returns (``None``) when the server stops.

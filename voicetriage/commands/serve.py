@@ -8,6 +8,7 @@ import logging
 import signal
 
 from .common import add_config_options, add_model_options, add_stream_options, config_from_args
+from .triage_options import add_triage_options, triage_from_args
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_options(p)
     add_model_options(p)
     add_stream_options(p)
+    add_triage_options(p)
     p.set_defaults(func=run)
 
 
@@ -35,14 +37,19 @@ def build_app(args: argparse.Namespace, config):
     """The App with every protocol and extension this installation has."""
     from ..engine import Engine
     from ..server import App
+    from ..triage import install_triage
 
+    triage = triage_from_args(args, config)  # a bad policy or profile store fails before the model loads
     engine = Engine.load(config)
-    return App(config, engine)
+    app = App(config, engine)
+    install_triage(app, config, triage)  # signals + policy per call, hint sinks, /events
+    return app
 
 
 async def serve(args: argparse.Namespace) -> int:
     config = config_from_args(
-        args, host=args.host, port=args.port, max_calls=args.max_calls, idle_timeout_s=args.idle_timeout_s
+        args, host=args.host, port=args.port, max_calls=args.max_calls, idle_timeout_s=args.idle_timeout_s,
+        event_log=args.event_log,
     )
     app = await asyncio.to_thread(build_app, args, config)
     await app.start()
