@@ -50,7 +50,8 @@ class Segmenter:
     def __init__(self, config: StreamConfig, vad: Callable[[np.ndarray], np.ndarray]) -> None:
         self.config = config
         self._vad = vad
-        self._audio = np.zeros(0, dtype=np.float32)  # samples from _audio_start on
+        self._buf = np.zeros(RATE * 4, dtype=np.float32)  # grows by doubling
+        self._len = 0  # valid samples in _buf, from _audio_start on
         self._audio_start = 0  # absolute sample index of _audio[0]
         self._probs: list[float] = []  # per window, from window _probs_start on
         self._probs_start = 0  # absolute window index of _probs[0]
@@ -65,9 +66,13 @@ class Segmenter:
 
     # -- public -----------------------------------------------------------------
     @property
+    def _audio(self) -> np.ndarray:
+        return self._buf[: self._len]
+
+    @property
     def samples(self) -> int:
         """Samples received so far (the track's clock, times 16000)."""
-        return self._audio_start + len(self._audio)
+        return self._audio_start + self._len
 
     @property
     def active_start(self) -> float:
@@ -85,7 +90,13 @@ class Segmenter:
 
     def feed(self, samples: np.ndarray) -> list[SegmentEvent]:
         samples = np.asarray(samples, dtype=np.float32)
-        self._audio = np.concatenate([self._audio, samples])
+        need = self._len + len(samples)
+        if need > len(self._buf):  # amortised growth: no copy of the utterance per frame
+            grown = np.zeros(max(need, 2 * len(self._buf)), dtype=np.float32)
+            grown[: self._len] = self._buf[: self._len]
+            self._buf = grown
+        self._buf[self._len : need] = samples
+        self._len = need
         events: list[SegmentEvent] = []
         for p in self._vad(samples):
             events.extend(self._step(float(p)))
@@ -190,7 +201,8 @@ class Segmenter:
         keep_from = max(self._audio_start, min(keep_from, self.samples))
         drop = keep_from - self._audio_start
         if drop > RATE:  # trim in chunks, not on every frame
-            self._audio = self._audio[drop:]
+            self._buf[: self._len - drop] = self._buf[drop : self._len]
+            self._len -= drop
             self._audio_start = keep_from
             wdrop = keep_from // WINDOW - 1 - self._probs_start
             if wdrop > 0:
