@@ -388,12 +388,16 @@ class BatchRunner:
                 text = s.text.strip()
                 if not text:
                     continue
+                # Whisper's timestamps can overshoot the end of the audio; clamp them
+                clamp = lambda t: min(max(float(t), 0.0), duration)  # noqa: E731
                 words = None
                 if o.word_timestamps:
-                    words = tuple(Word(w.start, w.end, w.word, w.probability) for w in (s.words or ()))
+                    words = tuple(
+                        Word(clamp(w.start), clamp(w.end), w.word, w.probability) for w in (s.words or ())
+                    )
                 seg = Segment(
-                    start=float(s.start),
-                    end=float(s.end),
+                    start=clamp(s.start),
+                    end=clamp(s.end),
                     text=text,
                     speaker=label,
                     language=info.language,
