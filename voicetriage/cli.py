@@ -23,6 +23,7 @@ COMMANDS = [
     "commands.transcribe",
     "commands.models",
     "commands.profiles",
+    "commands.eval",
 ]
 
 

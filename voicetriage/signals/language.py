@@ -87,11 +87,16 @@ RAW_MARKERS: dict[str, tuple[tuple[str, float], ...]] = {
 _NOT_MARKER = re.compile("关系|關係|联系|聯繫|係數")
 MARKER_CAP = 4.0  # per utterance, per variety
 
+TONAL_MISTAKES = frozenset({"vi", "th", "lo", "km", "my"})
+
 # evidence weights (log-odds units)
 W_ZH = 3.0  # Whisper says zh/yue
 W_EN = 4.0  # Whisper says en
 W_OTHER = 3.0  # Whisper names another language confidently
-W_SCRIPT = 2.0  # all-Traditional vs all-Simplified
+W_TRADITIONAL = 1.4  # log likelihood ratio of all-Traditional text, Cantonese vs Mandarin (~0.9/0.25)
+W_SIMPLIFIED = 2.0  # all-Simplified text, Mandarin vs Cantonese (~0.75/0.07, damped)
+W_TONAL = 2.0  # Whisper says vi/th/lo/km/my on a Chinese line
+W_UNSURE_ZH = 1.0
 W_GARBLED = 1.5  # Chinese the model could not follow -> unseen dialect
 
 
@@ -150,10 +155,20 @@ def utterance_evidence(final: Final, min_han: int = 4, chinese_so_far: float = 0
             scores[k] += W_ZH * p
         if lang == "yue":
             scores["cantonese"] += W_ZH * p
+        elif p < 0.85:
+            # unsure it is Chinese at all: Wu came out as zh 0.67-0.73 here
+            for k in ("wu", "hakka", "minnan"):
+                scores[k] += W_UNSURE_ZH * (0.85 - p) / 0.35
     elif lang == "en":
         scores["english"] += W_EN * p
+    elif lang in TONAL_MISTAKES:
+        # Whisper base hears Cantonese as Vietnamese/Thai now and then (3 of 11
+        # Cantonese calls in ../shared/eval), never Mandarin there
+        scores["cantonese"] += W_TONAL * p
+        scores["other"] += 0.5 * W_TONAL * p
+        notes["tonal_mistake"] = lang
     elif lang:
-        # Whisper base names odd languages (la, pt, nn ...) for Wu it cannot follow
+        # Whisper base names odd languages (la, pt, es, nn ...) for Wu it cannot follow
         confident = p >= 0.6 and not garbled
         if confident:
             scores["other"] += W_OTHER * p
@@ -164,13 +179,18 @@ def utterance_evidence(final: Final, min_han: int = 4, chinese_so_far: float = 0
                 scores[k] += 1.5 * share
             notes["unfamiliar"] = True
 
-    # script: only for Chinese text with enough script-specific characters
+    # script: Whisper base writes Cantonese in Traditional characters (14 of 15
+    # clips) but Mandarin too now and then (2 of 8), so all-Traditional is
+    # modest evidence and all-Simplified strong evidence against Cantonese
     ratio = s.traditional_ratio
     if ratio is not None and s.traditional + s.simplified >= 2:
         tilt = (ratio - 0.5) * 2  # -1 all Simplified .. +1 all Traditional
-        strength = W_SCRIPT * min(1.0, (s.traditional + s.simplified) / 4)
-        scores["cantonese"] += strength * tilt
-        scores["mandarin"] -= strength * tilt
+        amount = min(1.0, (s.traditional + s.simplified) / 4)
+        if tilt > 0:
+            scores["cantonese"] += W_TRADITIONAL * tilt * amount
+            scores["wu"] += 0.5 * W_TRADITIONAL * tilt * amount
+        else:
+            scores["mandarin"] += W_SIMPLIFIED * -tilt * amount
         notes["traditional_ratio"] = round(ratio, 2)
 
     markers = _markers(text, to_simplified(text))

@@ -139,6 +139,19 @@ def count_syllables(text: str) -> int:
     return n
 
 
+def countable(text: str, min_share: float = 0.8) -> bool:
+    """Whether :func:`count_syllables` can count this text: mostly Han, Latin or digits.
+
+    Whisper sometimes writes a dialect it cannot follow in Thai or another
+    script whose syllables are not counted here.
+    """
+    letters = [ch for ch in unicodedata.normalize("NFKC", text) if ch.isalnum()]
+    if not letters:
+        return False
+    ok = sum(1 for ch in letters if is_han(ch) or ch.isascii() or "\u00c0" <= ch <= "\u024f" or "\u1e00" <= ch <= "\u1eff")
+    return ok / len(letters) >= min_share
+
+
 def char_bigrams(text: str) -> set[str]:
     """Character bigrams of the normalised text (for repeat detection)."""
     t = normalize(text).replace(" ", "")
@@ -163,5 +176,6 @@ __all__ = [
     "script_stats",
     "english_syllables",
     "count_syllables",
+    "countable",
     "similarity",
 ]

@@ -1,0 +1,76 @@
+"""Explicit request for a human: phrases, negation, partials, zeros and DTMF."""
+
+import pytest
+
+from voicetriage.signals.human_request import HumanRequestExtractor, find_request
+from voicetriage.signals.options import HumanRequestOptions
+
+
+@pytest.mark.parametrize("text", [
+    "我要转人工", "轉人工服務", "帮我转接人工客服", "我想找真人", "我要找人讲", "请帮我转接客服",
+    "人工！", "专人公",  # an ASR near-homophone
+    "唔該轉人工", "我想搵真人講",  # Cantonese
+    "I want to speak to a person", "Can I talk to someone please", "agent", "Representative please",
+    "get me a real person", "零零零", "0 0", "按零",
+])
+def test_requests_are_found(text):
+    assert find_request(text) is not None, text
+
+
+@pytest.mark.parametrize("text", [
+    "我不要转人工", "不用人工服务", "I don't need an agent", "no agent",  # negated
+    "人工智能发展很快", "你好我想查一下话费", "I would like to check the balance on my account, please.",
+    "2003年中央政府推出个人游计划", "100", "my travel agents booked everything and I spoke with them about the tickets yesterday",
+])
+def test_no_request(text):
+    assert find_request(text) is None, text
+
+
+def test_stable_partial_fires_before_the_final_and_final_only_upgrades(partial, final):
+    ex = HumanRequestExtractor("c1")
+    out = ex.on_event(partial("我要转人工", "", start=1.0, end=2.2, utterance=3))
+    assert len(out) == 1
+    s = out[0]
+    assert s.name == "human_request" and s.value is True and s.confidence >= 0.85
+    assert s.evidence["source"] == "partial_stable" and s.time == pytest.approx(2.2)
+    assert 1.0 <= s.evidence_time <= 2.2
+    # the same partial again, and the final with no more confidence: nothing new
+    assert ex.on_event(partial("我要转人工", "服务", start=1.0, end=2.6, utterance=3)) == []
+    fin = ex.on_event(final("我要转人工服务", 1.0, 3.0, utterance=3))
+    assert fin == [] or fin[0].confidence >= s.confidence + 0.05
+
+
+def test_unstable_tail_fires_with_less_confidence(partial):
+    ex = HumanRequestExtractor("c1")
+    out = ex.on_event(partial("你好", "转人工", utterance=1))
+    assert len(out) == 1 and out[0].evidence["source"] == "partial"
+    assert out[0].confidence < 0.9
+
+
+def test_repeated_request_raises_confidence(final):
+    ex = HumanRequestExtractor("c1")
+    a = ex.on_event(final("agent", 0, 1, utterance=0, language="en"))[0]
+    b = ex.on_event(final("agent", 3, 4, utterance=1, language="en"))[0]
+    assert b.confidence > a.confidence and b.evidence["requests"] == 2
+
+
+def test_agent_track_is_ignored(final, partial):
+    ex = HumanRequestExtractor("c1")
+    assert ex.on_event(final("please hold for an agent", track="agent")) == []
+    assert ex.on_event(partial("转人工", track="agent")) == []
+
+
+def test_dtmf_repeated_zeros_and_configured_digit(dtmf):
+    ex = HumanRequestExtractor("c1", HumanRequestOptions(dtmf_digits=("9",)))
+    assert ex.on_event(dtmf("0", 1.0)) == []
+    out = ex.on_event(dtmf("0", 2.0))
+    assert len(out) == 1 and out[0].evidence["source"] == "dtmf" and out[0].evidence_time == 1.0
+    # zeros too far apart do not count
+    assert ex.on_event(dtmf("0", 10.0)) == [] and ex.on_event(dtmf("0", 20.0)) == []
+    assert ex.on_event(dtmf("9", 21.0))[0].evidence["phrase"] == "DTMF 9"
+    assert ex.on_event(dtmf("0", 22.0, track="agent")) == []
+
+
+def test_configured_extra_phrase(final):
+    ex = HumanRequestExtractor("c1", HumanRequestOptions(phrases=("找经理",)))
+    assert ex.on_event(final("我要找經理")) != []
