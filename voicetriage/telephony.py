@@ -99,8 +99,11 @@ def install(app: "App", cfg: TelephonyConfig) -> None:
         auth = AudioHookAuth(cfg.audiohook_keys, max_age_s=cfg.audiohook_max_signature_age_s,
                              clock_skew_s=cfg.audiohook_clock_skew_s)
         if not auth.enabled:
-            log.warning("AudioHook endpoint %s accepts connections without an API key "
-                        "(configure [telephony] audiohook_keys)", cfg.audiohook_path)
+            # on loopback (tests, the demo) that is fine; anywhere else it is worth a warning
+            exposed = app.config.server.host not in ("127.0.0.1", "localhost", "::1")
+            log.log(logging.WARNING if exposed else logging.INFO,
+                    "AudioHook endpoint %s accepts connections without an API key "
+                    "(configure [telephony] audiohook_keys or --audiohook-api-key)", cfg.audiohook_path)
         app.add_route(cfg.audiohook_path, _audiohook_handler(cfg), process_request=_audiohook_gate(auth))
     if cfg.audiosocket_port is not None:
         app.add_tcp_server(cfg.audiosocket_port, _audiosocket_handler(cfg), host=cfg.audiosocket_host)

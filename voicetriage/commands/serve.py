@@ -8,6 +8,7 @@ import logging
 import signal
 
 from .common import add_config_options, add_model_options, add_stream_options, config_from_args
+from .telephony_options import add_telephony_options, describe, telephony_from_args
 from .triage_options import add_triage_options, triage_from_args
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_options(p)
     add_stream_options(p)
     add_triage_options(p)
+    add_telephony_options(p)
     p.set_defaults(func=run)
 
 
@@ -37,12 +39,15 @@ def build_app(args: argparse.Namespace, config):
     """The App with every protocol and extension this installation has."""
     from ..engine import Engine
     from ..server import App
+    from ..telephony import install as install_telephony
     from ..triage import install_triage
 
     triage = triage_from_args(args, config)  # a bad policy or profile store fails before the model loads
+    telephony = telephony_from_args(args, config)
     engine = Engine.load(config)
     app = App(config, engine)
     install_triage(app, config, triage)  # signals + policy per call, hint sinks, /events
+    install_telephony(app, telephony)  # /twilio, /audiohook, AudioSocket TCP port
     return app
 
 
@@ -55,6 +60,8 @@ async def serve(args: argparse.Namespace) -> int:
     await app.start()
     print(f"voicetriage serving model {app.engine.model_id} on ws://{config.server.host}:{app.port}/ "
           f"(health: http://{config.server.host}:{app.port}/health)", flush=True)
+    for line in describe(telephony_from_args(args, config), config.server.host, app.port, app.tcp_ports):
+        print(line, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
