@@ -1,0 +1,232 @@
+"""From what a client saw to per-utterance latencies and error rates.
+
+Every client (ours and each peer's) turns its server's messages into
+:class:`Obs` records: when a piece of text arrived (monotonic clock), which
+stretch of call audio it covers (the server's own timestamps), and whether the
+server calls it final ("committed"). The rules below are the same for every
+system, so what differs is only what each server says and when:
+
+* an observation belongs to the utterance whose attribution window holds its
+  start time (windows split the silences between utterances in half); one
+  without a start time belongs to the last utterance that had begun when it
+  arrived;
+* first partial = first text of the utterance, partial or final, minus the
+  moment the onset's audio frame was sent;
+* final = first committed text of the utterance that reaches its end of speech
+  (``end >= speech end - END_TOLERANCE_S``) minus the moment the frame holding
+  the last speech sample was sent; if the server's timestamps never reach that
+  far, the arrival of its last committed text for the utterance is used;
+  an utterance with no committed text when the call closed is "missing";
+* hint = first routing hint about a human request after the phrase's onset,
+  minus the moment its last speech frame was sent (negative: before it ended).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .corpus import SAMPLE_RATE, Call, Utterance
+from .scoring import error_counts, metric_name
+
+END_TOLERANCE_S = 0.6
+
+
+@dataclass
+class Obs:
+    t: float  # time.monotonic() when received
+    kind: str  # "partial" | "final" | "hint"
+    start: float | None  # call-audio seconds, the server's own timestamps
+    end: float | None
+    text: str = ""
+    committed: bool = False
+    key: str | None = None  # a later committed Obs with the same key replaces the text
+    data: dict = field(default_factory=dict)
+
+
+@dataclass
+class CallTrace:
+    call: Call
+    chunk_samples: int
+    send_times: list[float] = field(default_factory=list)  # monotonic time each chunk was sent
+    obs: list[Obs] = field(default_factory=list)
+    error: str | None = None
+    connected_at: float = 0.0
+    audio_done_at: float = 0.0
+    closed_at: float = 0.0
+    server_info: dict = field(default_factory=dict)
+
+    def wall_of_sample(self, index: int) -> float:
+        """When the chunk that carries sample ``index`` was sent."""
+        if not self.send_times:
+            return math.nan
+        i = min(max(index, 0) // self.chunk_samples, len(self.send_times) - 1)
+        return self.send_times[i]
+
+    def onset_wall(self, u: Utterance) -> float:
+        return self.wall_of_sample(int(u.start * SAMPLE_RATE))
+
+    def end_wall(self, u: Utterance) -> float:
+        return self.wall_of_sample(max(0, int(math.ceil(u.end * SAMPLE_RATE)) - 1))
+
+
+@dataclass
+class UtteranceResult:
+    call_id: str
+    clip_id: str
+    language: str
+    duration_s: float
+    first_partial_s: float | None
+    final_s: float | None  # None: missing
+    final_by_timestamp: bool
+    hint_s: float | None
+    human_request: bool
+    reference: str
+    hypothesis: str
+    metric: str
+    edits: int
+    ref_units: int
+
+    def as_dict(self) -> dict:
+        d = dict(self.__dict__)
+        for k in ("first_partial_s", "final_s", "hint_s"):
+            if d[k] is not None:
+                d[k] = round(d[k], 4)
+        return d
+
+
+def _windows(utts: tuple[Utterance, ...]) -> list[tuple[float, float]]:
+    out = []
+    for i, u in enumerate(utts):
+        lo = -math.inf if i == 0 else (utts[i - 1].end + u.start) / 2
+        hi = math.inf if i == len(utts) - 1 else (u.end + utts[i + 1].start) / 2
+        out.append((lo, hi))
+    return out
+
+
+def attribute(trace: CallTrace) -> list[list[Obs]]:
+    """Text observations per utterance."""
+    utts = trace.call.utterances
+    wins = _windows(utts)
+    onsets = [trace.onset_wall(u) for u in utts]
+    per: list[list[Obs]] = [[] for _ in utts]
+    for o in trace.obs:
+        if o.kind == "hint" or not o.text.strip():
+            continue
+        if o.start is not None:
+            # a segment that starts a little early (VAD pre-roll) still belongs to the utterance it covers most
+            mid = o.start if o.end is None else (o.start + min(o.end, o.start + 1.0)) / 2
+            idx = next((i for i, (lo, hi) in enumerate(wins) if lo <= mid < hi), None)
+        else:
+            begun = [i for i, t in enumerate(onsets) if t <= o.t]
+            idx = begun[-1] if begun else None
+        if idx is not None:
+            per[idx].append(o)
+    return per
+
+
+def _committed_text(obs: list[Obs]) -> str:
+    latest: dict[str, Obs] = {}
+    order: list[str] = []
+    for i, o in enumerate(obs):
+        if not o.committed:
+            continue
+        k = o.key or f"#{i}"
+        if k not in latest:
+            order.append(k)
+        latest[k] = o
+    parts = sorted((latest[k] for k in order), key=lambda o: (o.start if o.start is not None else 0.0))
+    return " ".join(p.text.strip() for p in parts if p.text.strip())
+
+
+def is_human_hint(o: Obs) -> bool:
+    """A hint decided (at least in part) by the human-request rule."""
+    rules = o.data.get("rules") or ()
+    signals = o.data.get("signals") or ()
+    return "human_request" in rules or any(
+        isinstance(s, dict) and s.get("signal") == "human_request" for s in signals
+    )
+
+
+def analyse(trace: CallTrace) -> list[UtteranceResult]:
+    per = attribute(trace)
+    hints = [o for o in trace.obs if o.kind == "hint" and is_human_hint(o)]
+    out = []
+    for u, obs in zip(trace.call.utterances, per):
+        onset, end = trace.onset_wall(u), trace.end_wall(u)
+        texts = [o.t for o in obs]
+        first = (min(texts) - onset) if texts else None
+        committed = [o for o in obs if o.committed]
+        reaching = [o.t for o in committed if o.end is not None and o.end >= u.end - END_TOLERANCE_S]
+        by_ts = bool(reaching)
+        if reaching:
+            final = min(reaching) - end
+        elif committed:
+            final = max(o.t for o in committed) - end
+        else:
+            final = None
+        hint = None
+        if u.human_request:
+            after = [o.t for o in hints if o.t >= onset]
+            hint = (min(after) - end) if after else None
+        hyp = _committed_text(obs)
+        edits, n = error_counts(u.transcript, hyp, u.language)
+        out.append(
+            UtteranceResult(
+                trace.call.id,
+                u.clip_id,
+                u.language,
+                round(u.end - u.start, 3),
+                first,
+                final,
+                by_ts,
+                hint,
+                u.human_request,
+                u.transcript,
+                hyp,
+                metric_name(u.language),
+                edits,
+                n,
+            )
+        )
+    return out
+
+
+def summarise(results: list[UtteranceResult], q=(50, 95)) -> dict:
+    """Percentiles of the latencies; a missing final counts as infinitely late."""
+    from .scoring import percentile
+
+    def pct(values):
+        return {f"p{int(x)}": (None if (v := percentile(values, x)) is None else round(v, 4)) for x in q}
+
+    finals = [r.final_s if r.final_s is not None else math.inf for r in results]
+    firsts = [r.first_partial_s for r in results if r.first_partial_s is not None]
+    hints = [r for r in results if r.human_request]
+    hint_vals = [r.hint_s for r in hints if r.hint_s is not None]
+    scores: dict[str, dict] = {}
+    for m in ("cer", "wer"):
+        rs = [r for r in results if r.metric == m]
+        if rs:
+            e, n = sum(r.edits for r in rs), sum(r.ref_units for r in rs)
+            scores[m] = {"value": round(e / n, 4) if n else None, "edits": e, "units": n, "utterances": len(rs)}
+    return {
+        "utterances": len(results),
+        "final_s": {**pct(finals), "mean": _mean([f for f in finals if not math.isinf(f)]),
+                    "missing": sum(1 for r in results if r.final_s is None),
+                    "by_timestamp": sum(1 for r in results if r.final_by_timestamp)},
+        "first_partial_s": {**pct(firsts), "mean": _mean(firsts),
+                            "missing": len(results) - len(firsts)},
+        "hint_s": {**pct(hint_vals), "mean": _mean(hint_vals), "phrases": len(hints),
+                   "missing": len(hints) - len(hint_vals)},
+        "errors": scores,
+    }
+
+
+def _mean(xs):
+    xs = [x for x in xs if x is not None and not math.isinf(x)]
+    return round(float(np.mean(xs)), 4) if xs else None
+
+
+__all__ = ["Obs", "CallTrace", "UtteranceResult", "analyse", "summarise", "attribute", "END_TOLERANCE_S"]

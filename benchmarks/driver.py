@@ -1,0 +1,167 @@
+"""The benchmark driver: start each system, replay calls in real time at rising concurrency.
+
+For every system and level (1, 2, 4, 8, ... concurrent calls) the driver
+streams N different stitched calls at once, each in real time, their starts
+spread over ``stagger_s`` seconds so utterances do not end in lockstep. A
+sampler records the server's CPU time and resident memory meanwhile. The
+level fails when the 95th percentile of end-of-speech-to-final reaches
+``p95_limit_s`` (a missing final counts as infinitely late) or a call errors;
+the capacity is the largest level that passed, and one failing level is run to
+show how latency grows past it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import machine
+from .analysis import CallTrace, analyse, summarise
+from .corpus import Call, smoke_call
+from .procstat import Sampler, rss_bytes, tree
+from .systems import System, SystemError_
+
+
+@dataclass
+class Plan:
+    levels: tuple[int, ...] = (1, 2, 4, 8, 12, 16, 24)
+    chunk_ms: int = 20
+    drain_s: float = 6.0
+    stagger_s: float = 3.0
+    p95_limit_s: float = 1.5
+    call_timeout_s: float = 60.0
+    stop_after_fail: bool = True
+    warmup: bool = True
+    keep_text_levels: tuple[int, ...] = (1,)  # per-utterance texts kept in the JSON for these levels
+
+
+@dataclass
+class LevelResult:
+    calls: int
+    summary: dict
+    usage: dict
+    errors: list[str]
+    utterances: list[dict]
+    passed: bool
+    wall_s: float
+    load_average: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _usage_dict(u, audio_s: float, idle_rss: int) -> dict:
+    return {
+        "wall_s": round(u.wall_s, 2),
+        "cpu_s": round(u.cpu_s, 2),
+        "cpu_cores": round(u.cpu_cores, 3),
+        "cpu_s_per_audio_s": round(u.cpu_s / audio_s, 4) if audio_s else None,
+        "machine_busy": round(u.machine_busy, 3),
+        "audio_s": round(audio_s, 2),
+        "idle_rss_mb": round(idle_rss / 2**20, 1),
+        "peak_rss_mb": round(u.peak_rss / 2**20, 1),
+        "mean_rss_mb": round(u.mean_rss / 2**20, 1),
+    }
+
+
+async def run_calls(system: System, calls: list[Call], plan: Plan) -> list[CallTrace]:
+    chunk = int(16000 * plan.chunk_ms / 1000)
+    n = len(calls)
+
+    async def one(k: int, call: Call) -> CallTrace:
+        await asyncio.sleep(plan.stagger_s * k / n if n > 1 else 0.0)
+        return await system.run_call(call, chunk_samples=chunk, drain_s=plan.drain_s, timeout=plan.call_timeout_s)
+
+    return list(await asyncio.gather(*(one(k, c) for k, c in enumerate(calls))))
+
+
+def passed(summary: dict, errors: list[str], limit: float) -> bool:
+    p95 = summary["final_s"]["p95"]
+    return not errors and p95 is not None and not math.isinf(p95) and p95 < limit
+
+
+async def run_level(system: System, calls: list[Call], plan: Plan, log=print) -> LevelResult:
+    n = len(calls)
+    idle = rss_bytes(tree(system.pid))
+    load = machine.load_average()
+    t0 = time.monotonic()
+    with Sampler(system.pid) as sampler:
+        traces = await run_calls(system, calls, plan)
+    usage = sampler.usage
+    results = [r for t in traces for r in analyse(t)]
+    errors = [f"{t.call.id}: {t.error}" for t in traces if t.error]
+    summary = summarise(results)
+    audio_s = sum(len(t.send_times) for t in traces) * plan.chunk_ms / 1000
+    keep_text = n in plan.keep_text_levels
+    utts = []
+    for r in results:
+        d = r.as_dict()
+        if not keep_text:
+            d.pop("reference")
+            d.pop("hypothesis")
+        utts.append(d)
+    ok = passed(summary, errors, plan.p95_limit_s)
+    res = LevelResult(n, summary, _usage_dict(usage, audio_s, idle), errors, utts, ok,
+                      round(time.monotonic() - t0, 1), load)
+    f, p = summary["final_s"], summary["first_partial_s"]
+    log(f"  {system.label}: {n:>2} calls  final p50 {_fmt(f['p50'])} p95 {_fmt(f['p95'])} "
+        f"(missing {f['missing']})  first text p50 {_fmt(p['p50'])}  hint p50 {_fmt(summary['hint_s']['p50'])}  "
+        f"cpu {res.usage['cpu_cores']:.2f} cores  peak {res.usage['peak_rss_mb']:.0f} MB  "
+        f"load {load[0] if load else '?'}  {'ok' if ok else 'OVER'}{'  errors: ' + errors[0] if errors else ''}")
+    return res
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "  -  "
+    if math.isinf(v):
+        return " inf "
+    return f"{v:5.2f}"
+
+
+def memory_per_call(levels: list[LevelResult]) -> float | None:
+    """Slope of peak RSS over concurrent calls (MB per added call), least squares."""
+    pts = [(lv.calls, lv.usage["peak_rss_mb"]) for lv in levels]
+    if len(pts) < 2:
+        return None
+    x = np.array([p[0] for p in pts], float)
+    y = np.array([p[1] for p in pts], float)
+    if np.ptp(x) == 0:
+        return None
+    return round(float(np.polyfit(x, y, 1)[0]), 2)
+
+
+async def run_system(system: System, calls_for: callable, plan: Plan, log=print) -> dict:
+    """All levels for one system. ``calls_for(n)`` gives n different calls."""
+    out: dict = {**system.describe(), "levels": [], "capacity": 0, "status": "ok"}
+    try:
+        log(f"[{system.label}] starting server ...")
+        await system.start()
+        out["start_s"] = round(system.started_s, 1)
+        out["command"] = " ".join(system.command())
+        if plan.warmup:
+            await run_calls(system, [smoke_call()], Plan(drain_s=2.0, stagger_s=0, call_timeout_s=60))
+        for n in plan.levels:
+            lv = await run_level(system, calls_for(n), plan, log)
+            out["levels"].append(lv.as_dict())
+            if lv.passed:
+                out["capacity"] = n
+            elif plan.stop_after_fail:
+                break
+            if system.server and not system.server.alive():
+                out["status"] = f"server died: {system.server.log_tail(5)}"
+                break
+        out["memory_per_call_mb"] = memory_per_call([LevelResult(**lv) for lv in out["levels"]])
+    except SystemError_ as e:
+        out["status"] = f"could not run: {e}"
+        log(f"[{system.label}] {out['status']}")
+    finally:
+        await system.stop()
+    return out
+
+
+__all__ = ["Plan", "LevelResult", "run_level", "run_system", "run_calls", "memory_per_call", "passed"]

@@ -1,0 +1,115 @@
+"""A websocket front for whisper-streaming (``whisper-streaming`` 0.1.0), which has none.
+
+The package is a library: an ``ASRProcessor`` reads audio from an
+``AudioReceiver`` (ALSA or a file) and hands committed words (LocalAgreement)
+to ``OutputSender``s. This wrapper gives each websocket connection its own
+processor with a receiver fed by the socket (PCM16 16 kHz binary messages,
+handed over in chunks of at least ``MIN_CHUNK_S``, like the original
+whisper_online_server's --min-chunk-size) and a sender that writes each
+committed piece back as ``{"start", "end", "text"}``. A text message "END"
+ends the audio. Each processor loads its own model (the library's design: the
+backend is built inside ``ASRProcessor``).
+
+Runs inside the peer's venv: ``python whisper_streaming_server.py PORT MODEL_DIR``.
+"""
+
+import json
+import sys
+import threading
+
+import numpy as np
+from websockets.sync.server import serve
+
+from whisper_streaming import ASRProcessor, AudioReceiver, Backend, OutputSender, TimeTrimming
+from whisper_streaming.backend import (
+    FasterWhisperFeatureExtractorConfig,
+    FasterWhisperModelConfig,
+    FasterWhisperTranscribeConfig,
+)
+
+RATE = 16000
+MIN_CHUNK_S = 1.0
+PORT, MODEL_DIR = int(sys.argv[1]), sys.argv[2]
+
+
+class SocketReceiver(AudioReceiver):
+    def __init__(self):
+        super().__init__()
+        self.cond = threading.Condition()
+        self.buf = []
+        self.n = 0
+        self.ended = False
+
+    def feed(self, pcm: bytes) -> None:
+        with self.cond:
+            self.buf.append(np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0)
+            self.n += len(pcm) // 2
+            self.cond.notify()
+
+    def end(self) -> None:
+        with self.cond:
+            self.ended = True
+            self.cond.notify()
+
+    def _do_receive(self):
+        with self.cond:
+            self.cond.wait_for(lambda: self.n >= MIN_CHUNK_S * RATE or self.ended)
+            if not self.buf:
+                return None
+            out = np.concatenate(self.buf)
+            self.buf, self.n = [], 0
+            return out
+
+    def _do_close(self) -> None:
+        self.end()
+
+
+class SocketSender(OutputSender):
+    def __init__(self, ws):
+        super().__init__()
+        self.ws = ws
+
+    def _do_output(self, data) -> None:
+        self.ws.send(json.dumps({"start": data.start, "end": data.end, "text": data.word}))
+
+    def _do_close(self) -> None:
+        pass
+
+
+def handler(ws):
+    receiver = SocketReceiver()
+    sender = SocketSender(ws)
+    processor = ASRProcessor(
+        processor_config=ASRProcessor.ProcessorConfig(
+            sampling_rate=RATE, prompt_size=100, audio_receiver_timeout=3.0,
+            audio_trimming=TimeTrimming(seconds=15), language=None,
+        ),
+        audio_receiver=receiver,
+        output_senders=sender,
+        backend=Backend.FASTER_WHISPER,
+        model_config=FasterWhisperModelConfig(model_size_or_path=MODEL_DIR, device="cpu", compute_type="int8",
+                                              local_files_only=True),
+        transcribe_config=FasterWhisperTranscribeConfig(),
+        feature_extractor_config=FasterWhisperFeatureExtractorConfig(),
+    )
+    ws.send(json.dumps({"type": "ready"}))
+    worker = threading.Thread(target=processor.run, daemon=True)
+    worker.start()
+    try:
+        for msg in ws:
+            if isinstance(msg, bytes):
+                receiver.feed(msg)
+            elif msg == "END":
+                break
+    finally:
+        receiver.end()
+        worker.join(timeout=60)
+        sender.join(timeout=5)
+        try:
+            ws.send(json.dumps({"type": "done"}))
+        except Exception:
+            pass
+
+
+with serve(handler, "127.0.0.1", PORT, max_size=None) as server:
+    server.serve_forever()

@@ -1,0 +1,289 @@
+"""Results: one JSON per run, a markdown table, PNG plots, and the README summary."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+README = Path(__file__).resolve().parent.parent / "README.md"
+MARKER = "<!-- section:benchmarks -->"
+
+
+def _clean(o):
+    """JSON-safe: infinities become null (the 'missing' counts say why)."""
+    if isinstance(o, float):
+        return None if (math.isinf(o) or math.isnan(o)) else o
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    return o
+
+
+def _f(v, digits=2, unit="") -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float) and math.isinf(v):
+        return "∞"
+    return f"{v:.{digits}f}{unit}"
+
+
+def level_at(system: dict, calls: int) -> dict | None:
+    return next((lv for lv in system.get("levels", []) if lv["calls"] == calls), None)
+
+
+def ratios(results: dict) -> list[dict]:
+    """Ours (the first voicetriage system) against each peer, on the same calls and weights."""
+    systems = results["systems"]
+    ours = next((s for s in systems if s["system"] == "voicetriage"), None)
+    if ours is None:
+        return []
+    out = []
+    for peer in systems:
+        if peer["system"] == "voicetriage" or not peer.get("levels"):
+            continue
+        o1, p1 = level_at(ours, 1), level_at(peer, 1)
+        row = {"peer": peer["label"], "ours": ours["label"]}
+        if o1 and p1:
+            for key, field in (("final_p50", ("final_s", "p50")), ("final_p95", ("final_s", "p95")),
+                               ("first_text_p50", ("first_partial_s", "p50"))):
+                o = o1["summary"][field[0]][field[1]]
+                p = p1["summary"][field[0]][field[1]]
+                row[f"{key}_ours"] = o
+                row[f"{key}_peer"] = p
+                row[f"{key}_peer_over_ours"] = _ratio(p, o)
+            row["peak_rss_mb_ours"] = o1["usage"]["peak_rss_mb"]
+            row["peak_rss_mb_peer"] = p1["usage"]["peak_rss_mb"]
+            row["peak_rss_peer_over_ours"] = _ratio(p1["usage"]["peak_rss_mb"], o1["usage"]["peak_rss_mb"])
+            row["cpu_s_per_audio_s_ours"] = o1["usage"]["cpu_s_per_audio_s"]
+            row["cpu_s_per_audio_s_peer"] = p1["usage"]["cpu_s_per_audio_s"]
+        row["capacity_ours"] = ours.get("capacity", 0)
+        row["capacity_peer"] = peer.get("capacity", 0)
+        row["capacity_ours_over_peer"] = _ratio(ours.get("capacity", 0), peer.get("capacity", 0))
+        out.append(row)
+    return out
+
+
+def _ratio(a, b):
+    if a is None or b is None:
+        return None if a is None else math.inf
+    if isinstance(a, float) and math.isinf(a):
+        return math.inf
+    if b == 0:
+        return math.inf if a else None
+    return round(a / b, 2)
+
+
+def markdown(results: dict) -> str:
+    m = results["machine"]
+    lines = [
+        f"# voicetriage latency benchmark ({results['mode']}, {results['run_id']})",
+        "",
+        f"Machine: {m['cpu_model']}, {m['cores']} cores, {m['memory_gib']} GiB; Python {m['python']}; "
+        f"load average at start {m['load_average_at_start']}, at end {results.get('load_average_end')} "
+        "(the machine is shared: compare systems as ratios within this run).",
+        "",
+        f"Calls: {results['corpus']['description']}. Audio sent in real time in "
+        f"{results['plan']['chunk_ms']} ms PCM16 16 kHz frames; latencies are measured from the moment the frame "
+        "holding the speech onset / last speech sample was sent. A missing final counts as infinitely late. "
+        f"Capacity: most concurrent calls with p95 end-of-speech-to-final < {results['plan']['p95_limit_s']} s.",
+        "",
+        "| system | calls | final p50 s | final p95 s | missing | first text p50 s | first text p95 s | "
+        "hint p50 s | CER | WER | server CPU (cores) | CPU s / audio s | peak RSS MB | load |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in results["systems"]:
+        if not s.get("levels"):
+            lines.append(f"| {s['label']} | – | {s.get('status', 'not run')} |||||||||||")
+            continue
+        for lv in s["levels"]:
+            sm, us = lv["summary"], lv["usage"]
+            err = sm.get("errors", {})
+            lines.append(
+                f"| {s['label']} | {lv['calls']} | {_f(sm['final_s']['p50'])} | {_f(sm['final_s']['p95'])} | "
+                f"{sm['final_s']['missing']}/{sm['utterances']} | {_f(sm['first_partial_s']['p50'])} | "
+                f"{_f(sm['first_partial_s']['p95'])} | {_f(sm['hint_s']['p50'])} | "
+                f"{_f(err.get('cer', {}).get('value'), 3)} | {_f(err.get('wer', {}).get('value'), 3)} | "
+                f"{_f(us['cpu_cores'])} | {_f(us['cpu_s_per_audio_s'], 3)} | {_f(us['peak_rss_mb'], 0)} | "
+                f"{lv['load_average'][0] if lv.get('load_average') else '–'} |"
+            )
+    lines += ["", "## Capacity and memory", "",
+              "| system | capacity (calls) | idle RSS MB | memory per added call MB | server start s | status |",
+              "|---|---:|---:|---:|---:|---|"]
+    for s in results["systems"]:
+        first = s["levels"][0] if s.get("levels") else None
+        lines.append(
+            f"| {s['label']} | {s.get('capacity', 0)}{'+' if s.get('capacity_open') else ''} | "
+            f"{_f(first['usage']['idle_rss_mb'], 0) if first else '–'} | {_f(s.get('memory_per_call_mb'), 1)} | "
+            f"{_f(s.get('start_s'), 1)} | {s.get('status', '')} |"
+        )
+    rs = results.get("ratios") or []
+    if rs:
+        lines += ["", "## Ours against each peer (same calls, same Whisper base weights, one call at a time "
+                  "unless noted)", "",
+                  "| peer | final p50 s (peer / ours) | final p95 s (peer / ours) | first text p50 s (peer / ours) | "
+                  "peak RSS MB (peer / ours) | capacity (ours / peer) |",
+                  "|---|---|---|---|---|---|"]
+        for r in rs:
+            lines.append(
+                f"| {r['peer']} | {_f(r.get('final_p50_peer'))} / {_f(r.get('final_p50_ours'))} = "
+                f"{_f(r.get('final_p50_peer_over_ours'), 1)}× | {_f(r.get('final_p95_peer'))} / "
+                f"{_f(r.get('final_p95_ours'))} = {_f(r.get('final_p95_peer_over_ours'), 1)}× | "
+                f"{_f(r.get('first_text_p50_peer'))} / {_f(r.get('first_text_p50_ours'))} = "
+                f"{_f(r.get('first_text_p50_peer_over_ours'), 1)}× | {_f(r.get('peak_rss_mb_peer'), 0)} / "
+                f"{_f(r.get('peak_rss_mb_ours'), 0)} = {_f(r.get('peak_rss_peer_over_ours'), 1)}× | "
+                f"{r['capacity_ours']} / {r['capacity_peer']} |"
+            )
+    lines += ["", "## What each system calls final", ""]
+    for s in results["systems"]:
+        if s["system"] != "voicetriage" or s is results["systems"][0]:
+            lines.append(f"- **{s['label']}**: final = {s.get('final', '')}; partial = {s.get('partial', '')}.")
+    peers = results.get("peers") or {}
+    if peers:
+        lines += ["", "## Peers: installation", ""]
+        for name, p in peers.items():
+            v = ", ".join(f"{k} {x}" for k, x in (p.get("versions") or {}).items())
+            lines.append(f"- **{name}**: {'installed' if p['ok'] else 'NOT RUNNABLE'}: {p['detail']}. {v}. "
+                         f"{p.get('notes', '')}")
+    exps = results.get("experiments") or []
+    if exps:
+        lines += ["", "## Configuration experiments (ours)", "",
+                  "| variant | calls | final p50 s | final p95 s | first text p50 s | CPU s / audio s | CER | WER |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for e in exps:
+            for lv in e.get("levels", []):
+                sm, err = lv["summary"], lv["summary"].get("errors", {})
+                lines.append(
+                    f"| {e['label']} | {lv['calls']} | {_f(sm['final_s']['p50'])} | {_f(sm['final_s']['p95'])} | "
+                    f"{_f(sm['first_partial_s']['p50'])} | {_f(lv['usage']['cpu_s_per_audio_s'], 3)} | "
+                    f"{_f(err.get('cer', {}).get('value'), 3)} | {_f(err.get('wer', {}).get('value'), 3)} |"
+                )
+    if results.get("plots"):
+        lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in results["plots"]]
+    return "\n".join(lines) + "\n"
+
+
+def plots(results: dict, out_dir: Path, stem: str) -> list[str]:
+    """Latency and resources against concurrency (PNG). Needs matplotlib (the ``bench`` extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    systems = [s for s in results["systems"] + (results.get("experiments") or []) if s.get("levels")]
+    if not systems:
+        return []
+    paths = []
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    cap = results["plan"]["p95_limit_s"]
+    for s in systems:
+        xs = [lv["calls"] for lv in s["levels"]]
+        for ax, key in zip(axes, ("p50", "p95")):
+            ys = [lv["summary"]["final_s"][key] for lv in s["levels"]]
+            ys = [60.0 if (y is None or math.isinf(y)) else max(y, 0.01) for y in ys]
+            ax.plot(xs, ys, marker="o", label=s["label"])
+    for ax, key in zip(axes, ("median", "95th percentile")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.axhline(cap, color="grey", ls="--", lw=1)
+        ax.set_xlabel("concurrent real-time calls")
+        ax.set_ylabel("end of speech → final (s)")
+        ax.set_title(f"{key} (missing = 60 s)")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    p = out_dir / f"{stem}-latency.png"
+    fig.savefig(p, dpi=80)
+    plt.close(fig)
+    paths.append(str(p))
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for s in systems:
+        xs = [lv["calls"] for lv in s["levels"]]
+        axes[0].plot(xs, [lv["usage"]["cpu_cores"] for lv in s["levels"]], marker="o", label=s["label"])
+        axes[1].plot(xs, [lv["usage"]["peak_rss_mb"] for lv in s["levels"]], marker="o", label=s["label"])
+    axes[0].set_ylabel("server CPU (cores busy)")
+    axes[1].set_ylabel("server peak RSS (MB)")
+    for ax in axes:
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("concurrent real-time calls")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    p = out_dir / f"{stem}-resources.png"
+    fig.savefig(p, dpi=80)
+    plt.close(fig)
+    paths.append(str(p))
+    return paths
+
+
+def write(results: dict, out_dir: Path | None = None, stem: str | None = None) -> dict[str, Path]:
+    """Write ``<stem>.json``, ``<stem>.md`` and plots; returns their paths."""
+    out_dir = Path(out_dir or RESULTS)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = stem or results["run_id"]
+    results["ratios"] = ratios(results)
+    results["plots"] = [Path(p).name for p in plots(results, out_dir, stem)]
+    paths = {"json": out_dir / f"{stem}.json", "md": out_dir / f"{stem}.md"}
+    paths["json"].write_text(json.dumps(_clean(results), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    paths["md"].write_text(markdown(results), encoding="utf-8")
+    for p in results["plots"]:
+        paths[Path(p).stem] = out_dir / p
+    return paths
+
+
+def readme_section(results: dict, md_rel: str) -> str:
+    """The README's Benchmarks section: the headline numbers of the latest full run."""
+    m = results["machine"]
+    lines = [MARKER, "## Benchmarks", "",
+             "`benchmarks/` replays real recorded calls from `../shared/eval/` (clips stitched into ~30 s "
+             "conversations with silences, plus a spoken request for a human) in real time over the websocket, "
+             "at 1, 2, 4, 8, ... concurrent calls, against voicetriage and the streaming servers people would "
+             "pick instead, each in its own venv with the same Whisper base weights:",
+             "",
+             "```bash",
+             "pip install -e '.[bench]'",
+             "python -m benchmarks setup-peers   # once: WhisperLive, WhisperLiveKit, whisper-streaming venvs",
+             "python -m benchmarks run           # ~20 min; results in benchmarks/results/",
+             "python -m benchmarks smoke         # one short call, our server only (also run by the tests)",
+             "```",
+             "",
+             f"Latest run ({results['run_id']}, {m['cpu_model']}, {m['cores']} cores, load average "
+             f"{m['load_average_at_start']} at start; full table in [{md_rel}]({md_rel})):",
+             "",
+             "| system | capacity (p95 final < 1.5 s) | final p50 / p95 s (1 call) | first text p50 s | "
+             "human-request hint p50 s | peak RSS MB (1 call) |",
+             "|---|---:|---|---:|---:|---:|"]
+    for s in results["systems"]:
+        lv = level_at(s, 1)
+        if not lv:
+            lines.append(f"| {s['label']} | – | {s.get('status', 'not run')} | | | |")
+            continue
+        sm = lv["summary"]
+        lines.append(
+            f"| {s['label']} | {s.get('capacity', 0)} | {_f(sm['final_s']['p50'])} / {_f(sm['final_s']['p95'])} | "
+            f"{_f(sm['first_partial_s']['p50'])} | {_f(sm['hint_s']['p50'])} | {_f(lv['usage']['peak_rss_mb'], 0)} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def update_readme(results: dict, md_path: Path, readme: Path = README) -> bool:
+    """Replace the marker line (and a previous Benchmarks section up to the next marker) in place."""
+    text = readme.read_text(encoding="utf-8")
+    if MARKER not in text:
+        return False
+    rel = md_path.resolve().relative_to(readme.resolve().parent).as_posix()
+    section = readme_section(results, rel)
+    pattern = re.compile(re.escape(MARKER) + r".*?(?=^<!-- section:|\Z)", re.S | re.M)
+    new = pattern.sub(lambda _: section, text, count=1)
+    readme.write_text(new, encoding="utf-8")
+    return True
+
+
+__all__ = ["write", "markdown", "plots", "ratios", "update_readme", "readme_section", "RESULTS"]
