@@ -51,8 +51,10 @@ class TelephonyConfig:
     ``twilio_path``/``audiohook_path``: websocket paths ("" turns the adapter off).
     ``audiohook_keys``: API key -> base64 client secret ("" = no signature
     required for that key); empty means AudioHook connections are not
-    authenticated (a warning is logged). ``audiosocket_port``: TCP port for
-    Asterisk AudioSocket (None: off; 0: any free port).
+    authenticated (a warning is logged). ``audiohook_events``: pipeline event
+    kinds sent back to AudioHook clients as ``event`` messages ("final" and
+    "partial" as transcript entities, others as ``voicetriage.<kind>``).
+    ``audiosocket_port``: TCP port for Asterisk AudioSocket (None: off; 0: any free port).
     """
 
     twilio_path: str = "/twilio"
@@ -62,6 +64,7 @@ class TelephonyConfig:
     audiohook_max_signature_age_s: float = 30.0
     audiohook_clock_skew_s: float = 5.0
     audiohook_languages: list = field(default_factory=lambda: list(ah.DEFAULT_LANGUAGES))
+    audiohook_events: list = field(default_factory=lambda: list(ah.DEFAULT_EVENT_KINDS))
     audiosocket_host: str | None = None
     audiosocket_port: int | None = None
     audiosocket_max_payload: int = DEFAULT_MAX_PAYLOAD
@@ -323,6 +326,7 @@ def _audiohook_handler(cfg: TelephonyConfig):
             organization_id=headers.get("Audiohook-Organization-Id"),
             correlation_id=headers.get("Audiohook-Correlation-Id"),
             supported_languages=cfg.audiohook_languages,
+            event_kinds=cfg.audiohook_events,
         )
         out = _Sender(ws)
         driver = _Driver(app, proto, out, "audiohook")

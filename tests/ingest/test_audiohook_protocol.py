@@ -183,6 +183,30 @@ def test_hint_events_are_sent_generically():
     ]
 
 
+def test_event_kinds_are_configurable_and_partials_share_the_final_id():
+    from voicetriage.events import Partial
+
+    s, c = new()
+    c.open(media=(EXTERNAL,))
+
+    @dataclass(frozen=True)
+    class Other:
+        kind: ClassVar[str] = "signal"
+        call_id: str
+
+    assert s.on_event(Other("x")) == []  # not in the default kinds (final, hint)
+    assert s.on_event(Partial("x", "caller", 3, 1.0, 2.0, "hello", " wor", "en", 0.9)) == []
+    s, c = new(event_kinds=("final", "partial", "signal"))
+    c.open(media=(EXTERNAL,))
+    [p] = sent(c._collect(s.on_event(Partial("x", "caller", 3, 1.0, 2.0, "hello", " wor", "en", 0.9))))
+    data = p["parameters"]["entities"][0]["data"]
+    assert data["isFinal"] is False and data["alternatives"][0]["interpretations"][0]["transcript"] == "hello wor"
+    [f] = sent(c._collect(s.on_event(Final("x", "caller", 3, 1.0, 2.5, "hello world", "en", 0.9, -0.2, 0.0, "silence"))))
+    assert f["parameters"]["entities"][0]["data"]["id"] == data["id"]
+    [o] = sent(c._collect(s.on_event(Other("x"))))
+    assert o["parameters"]["entities"] == [{"type": "voicetriage.signal", "data": {"call_id": "x"}}]
+
+
 @pytest.mark.parametrize(
     "mutate, info",
     [

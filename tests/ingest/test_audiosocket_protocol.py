@@ -90,6 +90,13 @@ def test_malformed_frames_end_the_call_with_a_reason(data, code):
     assert c.state == "ended"
 
 
+def test_frames_before_an_oversized_header_are_kept():
+    c = AudioSocketCall()
+    actions = c.receive(UUID_FRAME + audio_frame(b"\x01\x00" * 160) + b"\x10\xff\xff")
+    assert [type(a).__name__ for a in actions] == ["StartCall", "PushAudio", "EndCall"]
+    assert actions[-1].code == "oversized_frame"
+
+
 def test_connection_closed_inside_a_frame():
     c = AudioSocketCall()
     c.receive(UUID_FRAME + b"\x10\x01\x40" + b"\x00" * 100)

@@ -15,7 +15,8 @@ Client -> server, handled here: ``open``, ``ping``, ``update``, ``paused``,
 not in the reference implementation's types but accepted where a client sends it)
 and binary PCMU frames.
 Server -> client, produced here: ``opened``, ``pong``, ``updated``, ``event``
-(transcript entities for finals, ``voicetriage.<kind>`` entities for hints),
+(transcript entities for finals, ``voicetriage.<kind>`` entities for hints;
+which kinds go out is configurable, see ``DEFAULT_EVENT_KINDS``),
 ``closed`` and ``disconnect``. We never send ``pause``/``resume`` (we want all
 the audio) nor ``reconnect`` (we keep no session state to move).
 
@@ -52,6 +53,10 @@ TRACK_CHANNELS = {v: k for k, v in CHANNEL_TRACKS.items()}
 DIGITS = frozenset("0123456789*#ABCD")
 CLOSE_REASONS = ("end", "error", "disconnect", "reconnect")
 DEFAULT_LANGUAGES = ("zh-CN", "zh-HK", "zh-TW", "yue-HK", "en-US", "en-GB")
+# pipeline event kinds sent back as ``event`` messages unless configured otherwise: finals
+# (transcript entities) and routing hints; "partial" adds non-final transcripts, any other
+# kind (e.g. "signal") goes out as a ``voicetriage.<kind>`` entity
+DEFAULT_EVENT_KINDS = ("final", "hint")
 # Whisper's language codes -> the language tag we report when the open message gave none that fits
 _REGION = {"en": "en-US", "zh": "zh-CN", "yue": "yue-HK", "es": "es-ES", "fr": "fr-FR", "de": "de-DE",
            "it": "it-IT", "ru": "ru-RU", "ja": "ja-JP", "ko": "ko-KR", "pt": "pt-BR", "nl": "nl-NL"}
@@ -133,12 +138,14 @@ class AudioHookSession:
         organization_id: str | None = None,
         correlation_id: str | None = None,
         supported_languages: Sequence[str] = DEFAULT_LANGUAGES,
+        event_kinds: Sequence[str] = DEFAULT_EVENT_KINDS,
         position_tolerance_samples: int = 8,
     ) -> None:
         self.id = session_id or NULL_UUID
         self.organization_id = organization_id
         self.correlation_id = correlation_id
         self.supported_languages = tuple(supported_languages)
+        self.event_kinds = frozenset(event_kinds)
         self.tolerance = position_tolerance_samples
         self.seq = 0  # our last seq
         self.clientseq = 0  # client's last seq
@@ -208,10 +215,10 @@ class AudioHookSession:
         if self.state not in ("active", "paused", "closing") or self.probe:
             return []
         kind = getattr(event, "kind", None)
-        if kind in (None, "partial", "dtmf", "summary", "call", "asr"):
+        if kind not in self.event_kinds:
             return []
-        if kind == "final":
-            entity = self._transcript_entity(event)
+        if kind in ("final", "partial"):
+            entity = self._transcript_entity(event, final=kind == "final")
             if entity is None:
                 return []
         else:
@@ -515,15 +522,17 @@ class AudioHookSession:
             return self.language
         return _REGION.get(whisper_lang)
 
-    def _transcript_entity(self, f: Any) -> dict[str, Any] | None:
+    def _transcript_entity(self, f: Any, final: bool = True) -> dict[str, Any] | None:
         text = (getattr(f, "text", "") or "").strip()
         if not text:
             return None
         channel = TRACK_CHANNELS.get(getattr(f, "track", "caller"), "external")
         start = float(getattr(f, "start", 0.0))
         end = float(getattr(f, "end", start))
+        # partials carry no score; their language probability is the best we have
+        score = _confidence(float(f.avg_logprob)) if final else round(float(getattr(f, "language_probability", 0.0)), 3)
         alternative: dict[str, Any] = {
-            "confidence": _confidence(float(getattr(f, "avg_logprob", 0.0))),
+            "confidence": score,
             "interpretations": [{"type": "display", "transcript": text}],
         }
         lang = self._language_tag(str(getattr(f, "language", "") or ""))
@@ -534,7 +543,7 @@ class AudioHookSession:
             "data": {
                 "id": str(uuid.uuid5(_ENTITY_NS, f"{self.id}/{getattr(f, 'track', '')}/{getattr(f, 'utterance', 0)}")),
                 "channel": channel,
-                "isFinal": True,
+                "isFinal": final,
                 "offset": format_duration(Decimal(self.origin) / RATE + Decimal(str(round(start, 3)))),
                 "duration": format_duration(round(max(0.0, end - start), 3)),
                 "alternatives": [alternative],

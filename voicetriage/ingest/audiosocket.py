@@ -62,23 +62,31 @@ def encode_frame(kind: int, payload: bytes = b"") -> bytes:
 
 
 class FrameDecoder:
-    """Stream bytes -> frames. Raises ProtocolError on a frame over ``max_payload``."""
+    """Stream bytes -> frames.
+
+    A header announcing more than ``max_payload`` bytes stops decoding: the
+    frames complete before it are still returned, and ``error`` is set.
+    """
 
     def __init__(self, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
         self.max_payload = max_payload
         self._buf = bytearray()
+        self.error: ProtocolError | None = None
 
     def feed(self, data: bytes) -> list[Frame]:
+        if self.error is not None:
+            return []
         self._buf += data
         frames: list[Frame] = []
         while len(self._buf) >= HEADER.size:
             kind, length = HEADER.unpack_from(self._buf)
             if length > self.max_payload:
-                raise ProtocolError(
+                self.error = ProtocolError(
                     f"frame kind 0x{kind:02x} with a {length}-byte payload is over the "
                     f"{self.max_payload}-byte limit",
                     code="oversized_frame",
                 )
+                break
             end = HEADER.size + length
             if len(self._buf) < end:
                 break
@@ -107,18 +115,16 @@ class AudioSocketCall:
         """Bytes read from the socket."""
         if self.state == "ended":
             return []
-        try:
-            frames = self.decoder.feed(data)
-        except ProtocolError as e:
-            return self._fail(e)
         actions: list[Action] = []
-        for frame in frames:
+        for frame in self.decoder.feed(data):  # frames before a bad header still count
             try:
                 actions += self._on_frame(frame)
             except ProtocolError as e:
                 return actions + self._fail(e)
             if self.state == "ended":
-                break
+                return actions
+        if self.decoder.error is not None:
+            return actions + self._fail(self.decoder.error)
         return actions
 
     def connection_lost(self) -> list[Action]:
