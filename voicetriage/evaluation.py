@@ -31,7 +31,7 @@ from .events import CallInfo, Final, Partial
 from .signals.base import Signal
 from .signals.options import LANGUAGES
 from .signals.rate import SLOW_THRESHOLDS
-from .signals.text import count_syllables
+from .signals.text import count_syllables, countable
 
 # manifest language codes -> the language signal's labels
 LANGUAGE_OF_CODE = {
@@ -354,7 +354,8 @@ def score_rate(runs: list[ClipRun]) -> dict[str, Any]:
     for r in runs:
         sig = r.last("speaking_rate")
         voiced = sum(f["speech_s"] or (f["end"] - f["start"]) for f in r.finals)
-        ref_rate = count_syllables(r.clip.transcript) / voiced if voiced > 0.5 and r.clip.transcript else None
+        ref_syl = count_syllables(r.clip.transcript) if countable(r.clip.transcript) else 0
+        ref_rate = ref_syl / voiced if voiced > 0.5 and ref_syl > 0 else None
         rows.append({
             "id": r.clip.id, "language": r.clip.language, "synthetic": r.clip.synthetic,
             "rate": None if sig is None else round(float(sig.value), 2),
