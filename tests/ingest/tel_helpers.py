@@ -12,11 +12,19 @@ import wave
 import numpy as np
 import soxr
 
-from conftest import make_config
 
 API_KEY = "SGVsbG8sIEkgYW0gdGhlIEFQSSBrZXkh"  # the AudioHook spec's example key and secret
 CLIENT_SECRET = "TXlTdXBlclNlY3JldEtleVRlbGxOby0xITJAMyM0JDU="
 OPEN_KEY = "dW5zaWduZWQta2V5LWZvci10ZXN0cw=="  # a key configured without a secret
+
+
+def make_config(model: str, **server):
+    """A loopback server config for ``model`` (built here: ``from conftest import`` is
+    ambiguous once several test folders have a conftest.py)."""
+    from voicetriage.config import load_config
+
+    return load_config(asr={"model": model, "cpu_threads": 2},
+                       server={"host": "127.0.0.1", "port": 0, **server})
 
 
 def start_telephony(start_server, engine, model: str, **server):
@@ -24,7 +32,7 @@ def start_telephony(start_server, engine, model: str, **server):
     from voicetriage.telephony import TelephonyConfig, install
 
     tcfg = TelephonyConfig(audiohook_keys={API_KEY: CLIENT_SECRET, OPEN_KEY: ""}, audiosocket_port=0)
-    config = make_config(model, server={"idle_timeout_s": 10.0, **server})
+    config = make_config(model, idle_timeout_s=10.0, **server)
     srv = start_server(engine, config, setup=lambda app: install(app, tcfg))
     srv.recorder = HubRecorder(srv)
     return srv

@@ -12,8 +12,7 @@ import uuid
 import pytest
 from websockets.asyncio.client import connect
 
-from conftest import make_config
-from tel_helpers import HubRecorder, mulaw, silence
+from tel_helpers import HubRecorder, make_config, mulaw, silence
 
 
 @pytest.fixture(scope="module")
