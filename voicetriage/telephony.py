@@ -115,6 +115,7 @@ def install(app: "App", cfg: TelephonyConfig) -> None:
 # --- performing actions ------------------------------------------------------------------
 
 class _Protocol(Protocol):
+    def call_started(self) -> list[Action]: ...
     def on_event(self, event: object) -> list[Action]: ...
     def finish(self) -> list[Action]: ...
     def abort(self, message: str, code: str) -> list[Action]: ...
@@ -165,6 +166,7 @@ class _Driver:
         self.name = name
         self.session: CallSession | None = None
         self.ended: EndCall | None = None
+        self._start_error, self._start_code = "", ""
 
     def _emit(self, event: object) -> None:
         for action in self.proto.on_event(event):
@@ -179,8 +181,9 @@ class _Driver:
             if isinstance(action, Send):
                 self.out.put(action.message)
             elif isinstance(action, StartCall):
-                if not self._start(action):
-                    # not started: what followed (e.g. AudioHook's 'opened') must not go out
+                if self._start(action):
+                    queue = self.proto.call_started() + queue  # e.g. AudioHook's 'opened'
+                else:
                     queue = self.proto.abort(self._start_error, self._start_code)
             elif isinstance(action, EndCall):
                 await self.end(action)

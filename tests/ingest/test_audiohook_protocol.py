@@ -47,7 +47,10 @@ class Client:
         self.acked = self.seq if _accepted else self.seq - 1
         msg = {"version": "2", "id": SESSION, "type": type_, "seq": self.seq, "serverseq": self.serverseq,
                "position": format_duration(self.samples / 8000), "parameters": parameters, **override}
-        return self._collect(self.session.receive_text(json.dumps(msg)))
+        actions = self.session.receive_text(json.dumps(msg))
+        if any(isinstance(a, StartCall) for a in actions):  # as the glue does once the call is open
+            actions += self.session.call_started()
+        return self._collect(actions)
 
     def audio(self, data: bytes, channels: int = 1) -> list:
         self.acked = self.seq
@@ -245,6 +248,21 @@ def test_audio_before_open_and_messages_before_open():
     s, c = new()
     c.send("paused", {})
     assert c.received[-1]["type"] == "disconnect"
+
+
+def test_refused_start_gets_disconnect_with_the_next_seq_and_no_opened():
+    s = AudioHookSession(SESSION, organization_id=ORG)
+    c = Client(s)
+    c.seq += 1
+    msg = {"version": "2", "id": SESSION, "type": "open", "seq": 1, "serverseq": 0, "position": "PT0S",
+           "parameters": {"organizationId": ORG, "conversationId": CONV, "media": [EXTERNAL],
+                          "participant": {"id": PARTICIPANT, "ani": "", "aniName": "", "dnis": ""}}}
+    [start] = s.receive_text(json.dumps(msg))
+    assert isinstance(start, StartCall)
+    c.acked = 1
+    c._collect(s.abort("server is at its limit of 1 calls", "server_busy"))  # what the glue does on refusal
+    assert [m["type"] for m in c.received] == ["disconnect"] and c.received[0]["seq"] == 1
+    assert s.call_started() == []
 
 
 def test_organization_mismatch_is_unauthorized():

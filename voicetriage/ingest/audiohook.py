@@ -157,7 +157,8 @@ class AudioHookSession:
         self.info: CallInfo | None = None
         self.samples = 0  # stream position in samples (audio + discarded)
         self.origin = 0  # position (samples) where our call clock starts (normally 0)
-        self.call_started = False
+        self.has_call = False  # the pipeline has the call (between StartCall and the end)
+        self._opened: dict[str, Any] = {}
         self.disconnect_sent = False
         self.position_mismatches = 0
         self.rtt: str | None = None
@@ -192,7 +193,7 @@ class AudioHookSession:
                     f"for {channels} PCMU channels)"
                 )
             self.samples += len(data) // channels
-            if not self.call_started or not data:
+            if not self.has_call or not data:
                 return []  # a connection probe streams nothing we transcribe
             return [PushAudio(bytes(data))]
         if self.state in ("closing", "closed", "failed"):
@@ -203,7 +204,7 @@ class AudioHookSession:
         """The websocket closed; end the call if the close transaction did not."""
         was = self.state
         self.state = "closed"
-        if self.call_started and was not in ("closing", "closed"):
+        if self.has_call and was not in ("closing", "closed"):
             return [EndCall("disconnect")]
         return []
 
@@ -254,13 +255,13 @@ class AudioHookSession:
         """
         log.warning("audiohook session %s: disconnect (%s): %s", self.id, reason, info)
         actions: list[Action] = []
-        if not self.disconnect_sent and self.state in ("preparing", "active", "paused"):
+        if not self.disconnect_sent and self.state in ("preparing", "opening", "active", "paused"):
             self.disconnect_sent = True
             actions.append(Send(self._message("disconnect", {"reason": reason, "info": info})))
-        if self.call_started and self.state in ("active", "paused", "preparing"):
+        if self.has_call and self.state in ("active", "paused"):
             actions.append(EndCall("error" if reason == "error" else reason, error=info,
                                    code="unauthorized" if reason == "unauthorized" else "protocol_error"))
-        if self.state in ("preparing", "active", "paused"):
+        if self.state in ("preparing", "opening", "active", "paused"):
             self.state = "failed"
         return actions
 
@@ -365,42 +366,50 @@ class AudioHookSession:
         opened: dict[str, Any] = {"media": [choice] if choice else [], "startPaused": False}
         if p.get("supportedLanguages") is True:
             opened["supportedLanguages"] = list(self.supported_languages)
-        self.state = "active"
         actions: list[Action] = []
         if self.probe or choice is None:
             log.info("audiohook %s: connection probe from organization %s", self.id, p["organizationId"])
-        else:
-            participant = p["participant"]
-            ids = {
-                "sessionId": self.id,
-                "conversationId": p["conversationId"],
-                "organizationId": p["organizationId"],
-                "participantId": participant["id"],
-            }
-            if self.correlation_id:
-                ids["correlationId"] = self.correlation_id
-            metadata: dict[str, Any] = {
-                "dnis": participant.get("dnis", ""),
-                "aniName": participant.get("aniName", ""),
-                "media": choice,
-            }
-            if p.get("customConfig") is not None:
-                metadata["customConfig"] = p["customConfig"]
-            if self.language:
-                metadata["language"] = self.language
-            self.info = CallInfo(
-                call_id=self.id,
-                caller_id=participant.get("ani") or None,
-                language_hint=self.language,
-                platform=PLATFORM,
-                platform_ids=ids,
-                metadata=metadata,
-            )
-            spec = AudioSpec("mulaw", RATE, len(choice["channels"]))
-            self.call_started = True
-            actions.append(StartCall(self.info, spec, self.tracks))
-        actions.append(Send(self._message("opened", opened)))
-        return actions
+            self.state = "active"
+            return [Send(self._message("opened", opened))]
+        participant = p["participant"]
+        ids = {
+            "sessionId": self.id,
+            "conversationId": p["conversationId"],
+            "organizationId": p["organizationId"],
+            "participantId": participant["id"],
+        }
+        if self.correlation_id:
+            ids["correlationId"] = self.correlation_id
+        metadata: dict[str, Any] = {
+            "dnis": participant.get("dnis", ""),
+            "aniName": participant.get("aniName", ""),
+            "media": choice,
+        }
+        if p.get("customConfig") is not None:
+            metadata["customConfig"] = p["customConfig"]
+        if self.language:
+            metadata["language"] = self.language
+        self.info = CallInfo(
+            call_id=self.id,
+            caller_id=participant.get("ani") or None,
+            language_hint=self.language,
+            platform=PLATFORM,
+            platform_ids=ids,
+            metadata=metadata,
+        )
+        # 'opened' goes out only once the pipeline has taken the call (call_started);
+        # if it refuses, the client gets 'disconnect' with the next seq instead
+        self.state = "opening"
+        self._opened = opened
+        return [StartCall(self.info, AudioSpec("mulaw", RATE, len(choice["channels"])), self.tracks)]
+
+    def call_started(self) -> list[Action]:
+        """The pipeline accepted the call opened by ``open``: answer ``opened``."""
+        if self.state != "opening":
+            return []
+        self.state = "active"
+        self.has_call = True
+        return [Send(self._message("opened", self._opened))]
 
     @staticmethod
     def _validate_open(p: Mapping[str, Any]) -> str | None:
@@ -469,7 +478,7 @@ class AudioHookSession:
         if target > self.samples:
             gap = target - self.samples
             self.samples = target
-            if self.call_started:
+            if self.has_call:
                 actions.append(PushGap(gap / RATE))
         self._check_position(msg)
         return actions
@@ -479,7 +488,7 @@ class AudioHookSession:
         if not isinstance(digit, str) or len(digit) != 1 or digit.upper() not in DIGITS:
             raise _ClientError(f"Invalid Message: 'dtmf' parameters: digit {digit!r}")
         pos = int((parse_duration(msg["position"]) * RATE).to_integral_value())
-        if not self.call_started:
+        if not self.has_call:
             return []
         track = "caller" if "caller" in self.tracks else self.tracks[0]
         return [PushDigit(digit.upper(), track, max(0, pos - self.origin) / RATE)]
@@ -505,7 +514,7 @@ class AudioHookSession:
         was = self.state
         self.state = "closing"
         self.close_reason = str(reason)
-        if self.call_started and was in ("active", "paused"):
+        if self.has_call and was in ("active", "paused"):
             return [EndCall("stop" if reason == "end" else str(reason))]
         return self.finish()  # nothing to flush: answer at once
 

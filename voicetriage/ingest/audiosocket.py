@@ -139,6 +139,10 @@ class AudioSocketCall:
         self.state = "ended"
         return [EndCall("hangup")] if was == "streaming" else []
 
+    def call_started(self) -> list[Action]:
+        """The pipeline took the call; nothing to answer."""
+        return []
+
     def on_event(self, event: object) -> list[Action]:
         """Nothing goes back to Asterisk: it would play any audio we sent to the caller."""
         return []

@@ -133,6 +133,10 @@ class TwilioStream:
         self.state = "stopped"
         return [EndCall("disconnect")]
 
+    def call_started(self) -> list[Action]:
+        """The pipeline took the call; nothing to answer."""
+        return []
+
     def on_event(self, event: object) -> list[Action]:
         """Pipeline events are not sent back to Twilio (see module docstring)."""
         return []
