@@ -53,6 +53,12 @@ def make_config(model: str, **sections):
     return cfg
 
 
+@pytest.fixture(name="make_config", scope="session")
+def make_config_fixture():
+    """``make_config(model, server={...}, stream={...})``: a test Config on port 0."""
+    return make_config
+
+
 @pytest.fixture(scope="session")
 def base_engine():
     """The default multilingual model (Whisper base, int8), loaded once."""

@@ -17,7 +17,6 @@ from websockets.exceptions import ConnectionClosed
 from voicetriage.client import StreamOptions, stream_file
 from voicetriage.metrics import cer, wer
 
-from conftest import make_config
 
 
 def finals(events):
@@ -176,7 +175,7 @@ async def test_odd_length_frame_and_second_start(tiny_server, manifest):
         assert "three" in said or "3" in said, said
 
 
-async def test_oversized_messages(tiny_engine, start_server):
+async def test_oversized_messages(tiny_engine, start_server, make_config):
     cfg = make_config("tiny.en", server={"max_message_bytes": 32_000})
     srv = start_server(tiny_engine, cfg)
     async with connect(srv.url, max_size=None) as ws:
@@ -231,7 +230,7 @@ async def test_client_vanishing_mid_call_loses_no_final(tiny_engine, start_serve
     assert finals(events)
 
 
-async def test_idle_timeout_and_busy_server(tiny_engine, start_server):
+async def test_idle_timeout_and_busy_server(tiny_engine, start_server, make_config):
     srv = start_server(tiny_engine, make_config("tiny.en", server={"idle_timeout_s": 0.5, "max_calls": 1}))
     async with connect(srv.url) as ws:
         await ws.send(json.dumps({"type": "start", "call_id": "idle"}))
