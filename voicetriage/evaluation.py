@@ -520,6 +520,12 @@ class EvalReport:
                     k: round(float(np.mean([d for lab, d in probes if lab == k])), 3)
                     for k in sorted({lab for lab, _ in probes})
                 },
+                "median_delta_by_language": {
+                    k: round(float(np.median([d for lab, d in probes if lab == k])), 3)
+                    for k in sorted({lab for lab, _ in probes})
+                },
+                "cantonese_auc_vs_mandarin": _auc([d for lab, d in probes if lab == "cantonese"],
+                                                  [d for lab, d in probes if lab == "mandarin"]),
                 "cantonese_auc_vs_mandarin_wu": _auc([d for lab, d in probes if lab == "cantonese"],
                                                      [d for lab, d in probes if lab in ("mandarin", "wu")]),
             }
@@ -597,8 +603,10 @@ def render(report: dict[str, Any]) -> str:
     if "dialect_probe" in report:
         dp = report["dialect_probe"]
         out.append("\nDialect probe (experiment): avg log-prob under a Cantonese prompt minus under a Mandarin prompt\n")
-        out.append(table(["language", "mean delta"], list(dp["mean_delta_by_language"].items())))
-        out.append(f"\nCantonese vs Mandarin+Wu by delta: AUC {_fmt(dp['cantonese_auc_vs_mandarin_wu'])}")
+        out.append(table(["language", "median delta", "mean delta"],
+                         [[k, v, dp["mean_delta_by_language"][k]] for k, v in dp["median_delta_by_language"].items()]))
+        out.append(f"\nCantonese vs Mandarin by delta: AUC {_fmt(dp['cantonese_auc_vs_mandarin'])}; "
+                   f"vs Mandarin+Wu: AUC {_fmt(dp['cantonese_auc_vs_mandarin_wu'])}")
     rate = report["speaking_rate"]
     out.append("\n\nSpeaking rate (syllables per voiced second)\n")
     out.append(table(

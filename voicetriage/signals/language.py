@@ -87,7 +87,8 @@ RAW_MARKERS: dict[str, tuple[tuple[str, float], ...]] = {
 _NOT_MARKER = re.compile("关系|關係|联系|聯繫|係數")
 MARKER_CAP = 4.0  # per utterance, per variety
 
-TONAL_MISTAKES = frozenset({"vi", "th", "lo", "km", "my"})
+TONAL_MISTAKES = frozenset({"vi", "th", "lo", "km"})
+_OTHER_WORD = re.compile(r"[^\W\d_\u3400-\u9fff\uf900-\ufaff]+")  # words of any non-Han script
 
 # evidence weights (log-odds units)
 W_ZH = 3.0  # Whisper says zh/yue
@@ -159,25 +160,34 @@ def utterance_evidence(final: Final, min_han: int = 4, chinese_so_far: float = 0
             # unsure it is Chinese at all: Wu came out as zh 0.67-0.73 here
             for k in ("wu", "hakka", "minnan"):
                 scores[k] += W_UNSURE_ZH * (0.85 - p) / 0.35
-    elif lang == "en":
-        scores["english"] += W_EN * p
-    elif lang in TONAL_MISTAKES:
-        # Whisper base hears Cantonese as Vietnamese/Thai now and then (3 of 11
+    elif lang in TONAL_MISTAKES and not garbled:
+        # Whisper base hears Cantonese as Vietnamese/Thai now and then (3 of 19
         # Cantonese calls in ../shared/eval), never Mandarin there
         scores["cantonese"] += W_TONAL * p
         scores["other"] += 0.5 * W_TONAL * p
         notes["tonal_mistake"] = lang
+    elif lang and garbled:
+        # a language named with a poor score (Wu came out as pt, ja, ko, my, es and
+        # even "I don't know." in English): speech the model cannot follow. From a
+        # caller who sounded Chinese before, that is a dialect, and Whisper base
+        # follows Mandarin well, so it is not Mandarin.
+        share = chinese_so_far
+        scores["other"] += 1.0 * (1 - share)
+        for k in ("wu", "hakka", "minnan"):
+            scores[k] += 1.5 * share
+        scores["cantonese"] += 0.5 * share
+        scores["mandarin"] -= 1.0
+        if lang == "en":  # a noisy English line stays possible
+            scores["english"] += 1.0 * p
+        notes["unfamiliar"] = True
+    elif lang == "en":
+        scores["english"] += W_EN * p
+    elif lang in TONAL_MISTAKES:
+        scores["cantonese"] += W_TONAL * p
+        scores["other"] += 0.5 * W_TONAL * p
+        notes["tonal_mistake"] = lang
     elif lang:
-        # Whisper base names odd languages (la, pt, es, nn ...) for Wu it cannot follow
-        confident = p >= 0.6 and not garbled
-        if confident:
-            scores["other"] += W_OTHER * p
-        else:
-            share = chinese_so_far
-            scores["other"] += 1.0 * (1 - share)
-            for k in ("wu", "hakka", "minnan"):
-                scores[k] += 1.5 * share
-            notes["unfamiliar"] = True
+        scores["other"] += W_OTHER * p
 
     # script: Whisper base writes Cantonese in Traditional characters (14 of 15
     # clips) but Mandarin too now and then (2 of 8), so all-Traditional is
@@ -190,7 +200,8 @@ def utterance_evidence(final: Final, min_han: int = 4, chinese_so_far: float = 0
             scores["cantonese"] += W_TRADITIONAL * tilt * amount
             scores["wu"] += 0.5 * W_TRADITIONAL * tilt * amount
         else:
-            scores["mandarin"] += W_SIMPLIFIED * -tilt * amount
+            # against Cantonese only: garbled Wu comes out Simplified as often as not
+            scores["cantonese"] -= W_SIMPLIFIED * -tilt * amount
         notes["traditional_ratio"] = round(ratio, 2)
 
     markers = _markers(text, to_simplified(text))
@@ -205,7 +216,7 @@ def utterance_evidence(final: Final, min_han: int = 4, chinese_so_far: float = 0
         scores["mandarin"] -= 0.5
         notes["garbled"] = True
 
-    n = s.han + s.latin_words * 2
+    n = s.han + 2 * len(_OTHER_WORD.findall(text))
     if n < min_han and not markers and lang not in ("en",):
         weight = 0.5 * n / max(1, min_han)
     else:
