@@ -295,7 +295,10 @@ def test_split_needs_stereo_and_progress_adds_up(clips, eval_dir, tmp_path, tiny
 def test_cli_bad_language_and_model_stop_before_work(clips, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["transcribe", str(clips / "jfk.wav"), "--out", str(out), "--language", "xx"]) == 2
-    assert "unknown language 'xx'" in capsys.readouterr().err
+    assert "unsupported language 'xx'" in capsys.readouterr().err
+    from voicetriage.commands.transcribe import _language
+
+    assert _language("yue-HK") == "zh" and _language(None) is None  # the server's aliases
     assert main(["transcribe", str(clips / "jfk.wav"), "--out", str(out), "--model", "tiny.en", "--language", "zh"]) == 2
     assert "English-only" in capsys.readouterr().err
     bad = tmp_path / "no-model-here"

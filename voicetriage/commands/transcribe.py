@@ -102,7 +102,8 @@ class _CliReporter:
         self.n_failed = 0
         self.quiet = quiet
         self.bar = tqdm(
-            total=round(sum(i.duration or 0.0 for i in pending), 3),
+            total=sum(i.duration or 0.0 for i in pending),
+            postfix=f"files 0/{self.n_files}, failed 0",
             unit="s",
             desc="audio",
             file=sys.stderr,
@@ -112,7 +113,6 @@ class _CliReporter:
             "[{elapsed}<{remaining}, {rate_fmt}]{postfix}",
         )
         self.lines = not quiet and self.bar.disable
-        self._postfix()
 
     def _postfix(self) -> None:
         self.bar.set_postfix_str(
@@ -124,7 +124,7 @@ class _CliReporter:
 
     def file_started(self, item, duration: float) -> None:
         if item.duration is None or abs(duration - item.duration) > 0.01:
-            self.bar.total = round(self.bar.total + duration - (item.duration or 0.0), 3)
+            self.bar.total = self.bar.total + duration - (item.duration or 0.0)
             self.bar.refresh()
 
     def advance(self, seconds: float) -> None:
@@ -151,15 +151,14 @@ class _CliReporter:
         self.bar.close()
 
 
-def _check_language(language: str | None) -> None:
-    if language is None:
-        return
-    from faster_whisper.tokenizer import _LANGUAGE_CODES
+def _language(hint: str | None) -> str | None:
+    """The Whisper code for ``--language`` (same aliases as the server: yue, cmn -> zh)."""
+    from ..asr import normalise_language
 
-    if language not in _LANGUAGE_CODES:
-        raise ConfigError(
-            f"unknown language {language!r}; use a Whisper language code such as en, zh, yue, fr"
-        )
+    try:
+        return normalise_language(hint)
+    except ValueError as e:
+        raise ConfigError(f"{e}; use a Whisper language code such as en, zh, fr") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -169,13 +168,12 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if args.beam_size is not None:
         config = replace(config, asr=replace(config.asr, beam_size=args.beam_size))
-    _check_language(config.asr.language)
     options = BatchOptions(
         out_dir=args.out,
         format=args.format,
         channels=args.channels,
         channel_labels=args.channel_labels,
-        language=config.asr.language,
+        language=_language(config.asr.language),
         beam_size=config.asr.beam_size,
         word_timestamps=args.word_timestamps,
         overwrite=args.overwrite,
