@@ -1,0 +1,227 @@
+"""Triage end to end on a real server: native protocol hints, /events, the JSONL log.
+
+Audio is made with espeak-ng (Mandarin voice) and sox, streamed in real time
+over the native protocol to a server running the default policy, the real
+signal extractors and Whisper base.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import shutil
+import subprocess
+import time
+import urllib.parse
+import wave
+
+import numpy as np
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from voicetriage.profiles import ProfileStore
+from voicetriage.triage import install_triage, triage_config
+
+ELDER = "+86 138 0013 8000"  # born 1948 in the profile store
+YOUNGER = "13900139000"  # born 1990: known, but no rule applies
+RATE = 16000
+FRAME = 320  # 20 ms
+
+
+def espeak(tmp, name: str, voice: str, text: str, wpm: int = 150) -> np.ndarray:
+    """espeak-ng speech as 16 kHz PCM16 samples (sox does the resampling)."""
+    raw, wav = tmp / f"{name}.raw.wav", tmp / f"{name}.wav"
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "-g", "5", "-w", str(raw), text], check=True, timeout=60)
+    subprocess.run(["sox", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(wav)], check=True, timeout=60)
+    with wave.open(str(wav)) as w:
+        return np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+
+
+def trim(pcm: np.ndarray) -> np.ndarray:
+    """Cut espeak's own leading/trailing silence (samples under -40 dBFS)."""
+    loud = np.flatnonzero(np.abs(pcm.astype(np.float32)) > 0.01 * 32768)
+    return pcm[loud[0]: loud[-1] + 1]
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * RATE), dtype=np.int16)
+
+
+@pytest.fixture(scope="module")
+def audio(tmp_path_factory):
+    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
+        pytest.skip("espeak-ng and sox are needed to make the scenario audio (apt-get install espeak-ng sox)")
+    tmp = tmp_path_factory.mktemp("triage-audio")
+    # espeak-ng's cmn voice spells Han characters out (Debian builds lack the Chinese
+    # dictionary), so it is fed pinyin. "请帮我转人工" (please put me through to a person),
+    # said twice as callers do, at two speeds: espeak's Mandarin is rough and Whisper base
+    # hears each rendering differently (我要转人工 itself comes out as 我要参认功)
+    ask = "qing3 bang1 wo3 zhuan3 ren2 gong1"
+    first, second = trim(espeak(tmp, "ask1", "cmn-latn-pinyin", ask, 130)), trim(espeak(tmp, "ask2", "cmn-latn-pinyin", ask, 160))
+    lead, gap = 0.6, 1.2
+    request = np.concatenate([silence(lead), first, silence(gap), second, silence(2.0)])
+    spans = [(lead, lead + len(first) / RATE)]
+    spans.append((spans[0][1] + gap, spans[0][1] + gap + len(second) / RATE))
+    neutral = trim(espeak(tmp, "neutral", "cmn-latn-pinyin",
+                          "ni3 hao3, wo3 xiang3 cha2 yi2 xia4 zhe4 ge4 yue4 de5 dian4 fei4 zhang4 dan1.", 150))
+    return {
+        "request": request,
+        "request_spans": spans,  # (start, end) call time of each spoken request
+        "neutral": np.concatenate([silence(0.6), neutral, silence(1.5)]),
+    }
+
+
+@pytest.fixture(scope="module")
+def triage_server(base_engine, start_server, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("triage-server")
+    csv = tmp / "profiles.csv"
+    csv.write_text(f"number,birth_year,language\n{ELDER},1948,mandarin\n{YOUNGER},1990,mandarin\n", encoding="utf-8")
+    with ProfileStore(tmp / "profiles.db", create=True) as store:
+        store.import_csv(csv)
+    cfg = base_engine.config
+    config = dataclasses.replace(
+        cfg,
+        server=dataclasses.replace(cfg.server, host="127.0.0.1", port=0, event_log=str(tmp / "events.jsonl")),
+        extra={"triage": {"profiles_db": str(tmp / "profiles.db"), "events_token": "dashboard-token"}},
+    )
+    server = start_server(base_engine, config, lambda app: install_triage(app, config, triage_config(config)))
+    server.event_log = tmp / "events.jsonl"
+    return server
+
+
+def events_url(server, **query) -> str:
+    q = urllib.parse.urlencode({"token": "dashboard-token", **query})
+    return f"ws://127.0.0.1:{server.port}/events?{q}"
+
+
+async def run_call(url, pcm: np.ndarray | None, *, call_id, caller_id=None, speed=1.0, dtmf=()):
+    """Stream one call over the native protocol; (messages with receive times, t0 of the audio)."""
+    got: list[tuple[float, dict]] = []
+    async with connect(url) as ws:
+        start = {"type": "start", "call_id": call_id, "encoding": "pcm16", "sample_rate": RATE}
+        if caller_id:
+            start["caller_id"] = caller_id
+        await ws.send(json.dumps(start))
+
+        async def receive():
+            async for raw in ws:
+                msg = json.loads(raw)
+                got.append((time.monotonic(), msg))
+                if msg["type"] == "summary":
+                    return
+
+        reader = asyncio.ensure_future(receive())
+        t0 = time.monotonic()
+        data = pcm.tobytes() if pcm is not None else b""
+        for i, off in enumerate(range(0, len(data), 2 * FRAME)):
+            await ws.send(data[off: off + 2 * FRAME])
+            for at, digit in dtmf:
+                if off <= at * RATE * 2 < off + 2 * FRAME:
+                    await ws.send(json.dumps({"type": "dtmf", "digit": digit}))
+            if speed:
+                delay = t0 + (i + 1) * FRAME / RATE / speed - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            elif i % 25 == 0:
+                await asyncio.sleep(0)
+        await ws.send(json.dumps({"type": "stop"}))
+        await asyncio.wait_for(reader, 120)
+    return got, t0
+
+
+def of_type(got, kind):
+    return [m for _, m in got if m["type"] == kind]
+
+
+async def test_known_elderly_caller_routes_to_senior_human_before_any_speech(triage_server):
+    silence = np.zeros(RATE, dtype=np.int16)  # one second, nothing said
+    async with connect(events_url(triage_server, types="hint")) as sub:
+        assert json.loads(await sub.recv())["type"] == "subscribed"
+        got, _ = await run_call(triage_server.url, silence, call_id="elder-1", caller_id=ELDER, speed=0)
+        [hint] = of_type(got, "hint")
+        assert (hint["queue"], hint["rules"], hint["priority"]) == ("senior_human", ["profile_senior"], 70)
+        assert hint["call_id"] == "elder-1" and hint["time"] <= 0.1  # on the first audio packet
+        assert hint["signals"][0]["value"]["age"] >= 65
+        types = [m["type"] for _, m in got]
+        assert types.index("hint") < types.index("summary") and "final" not in types
+        # the dashboard saw the same hint
+        pushed = json.loads(await asyncio.wait_for(sub.recv(), 10))
+        assert pushed == hint
+    # and the event log has it, one JSON line
+    lines = [json.loads(x) for x in triage_server.event_log.read_text(encoding="utf-8").splitlines()]
+    assert any(m["type"] == "hint" and m["call_id"] == "elder-1" and m["queue"] == "senior_human" for m in lines)
+
+
+async def test_asking_for_a_person_gets_human_now_within_seconds(triage_server, audio):
+    got, t0 = await run_call(triage_server.url, audio["request"], call_id="ask-1", caller_id=YOUNGER, speed=1.0)
+    heard = [(m["type"], m.get("text")) for _, m in got if m["type"] in ("final", "partial")]
+    hints = of_type(got, "hint")
+    # one hint: asking a second time does not re-announce the same queue
+    assert [h["queue"] for h in hints] == ["human_now"], heard
+    h = hints[0]
+    assert h["rules"] == ["human_request"] and h["priority"] == 90 and h["reason"] == "new"
+    ev = h["signals"][0]["evidence"]
+    assert ev["phrase"].startswith("转人工")
+    # the phrase the evidence points into, and when it ended
+    start, end = next((a, b) for a, b in audio["request_spans"] if a - 0.5 <= h["evidence_time"] <= b + 0.5)
+    assert h["time"] >= h["evidence_time"] and h["since_evidence_s"] >= 0
+    received = next(at for at, m in got if m["type"] == "hint")
+    latency_wall = received - (t0 + end)  # streamed in real time: t0 + end is when the phrase ended
+    print(f"\nhuman request ({ev['source']}, {ev['text']!r}): phrase {start:.2f}-{end:.2f} s; hint at call "
+          f"time {h['time']:.2f} s ({h['time'] - end:+.2f} s after the phrase ended); received "
+          f"{latency_wall:+.2f} s wall-clock after it ended")
+    # the caller's own connection got the hint before the summary
+    types = [m["type"] for _, m in got]
+    assert types.index("hint") < types.index("summary")
+    lines = [json.loads(x) for x in triage_server.event_log.read_text(encoding="utf-8").splitlines()]
+    mine = [m["type"] for m in lines if m.get("call_id") == "ask-1"]
+    assert mine.count("hint") == 1 and "final" in mine
+
+
+async def test_an_ordinary_call_produces_no_hint(triage_server, audio):
+    async with connect(events_url(triage_server, types="hint,final", call_id="plain-1")) as sub:
+        assert json.loads(await sub.recv())["types"] == ["final", "hint"]
+        got, _ = await run_call(triage_server.url, audio["neutral"], call_id="plain-1", caller_id=YOUNGER, speed=3.0)
+        assert of_type(got, "final"), "the call was transcribed"
+        assert of_type(got, "hint") == [], of_type(got, "signal")
+        # the subscription (filtered to this call, finals and hints) saw the finals only
+        seen = []
+        while len(seen) < len(of_type(got, "final")):
+            seen.append(json.loads(await asyncio.wait_for(sub.recv(), 10)))
+        assert {m["type"] for m in seen} == {"final"} and {m["call_id"] for m in seen} == {"plain-1"}
+
+
+async def test_elders_line_key_on_the_native_protocol(triage_server):
+    got, _ = await run_call(triage_server.url, np.zeros(RATE // 2, dtype=np.int16), call_id="key-1",
+                            speed=0, dtmf=[(0.2, "9")])
+    [hint] = of_type(got, "hint")
+    assert hint["queue"] == "senior_human" and hint["rules"] == ["elders_line"]
+
+
+async def test_events_filters_and_auth(triage_server):
+    # other calls' events are not delivered to a call_id-filtered subscriber
+    async with connect(events_url(triage_server, call_id="nobody")) as quiet, \
+            connect(events_url(triage_server)) as everything:
+        await quiet.recv(), await everything.recv()
+        got, _ = await run_call(triage_server.url, np.zeros(RATE // 2, dtype=np.int16), call_id="elder-2",
+                                caller_id=ELDER, speed=0)
+        kinds = []
+        while "summary" not in kinds:
+            kinds.append(json.loads(await asyncio.wait_for(everything.recv(), 10))["type"])
+        assert "hint" in kinds and "signal" in kinds
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(quiet.recv(), 0.5)
+    # a bad filter or a missing token is refused at the handshake
+    with pytest.raises(InvalidStatus) as e:
+        async with connect(events_url(triage_server, types="hint;drop")):
+            pass
+    assert e.value.response.status_code == 400
+    with pytest.raises(InvalidStatus) as e:
+        async with connect(f"ws://127.0.0.1:{triage_server.port}/events"):
+            pass
+    assert e.value.response.status_code == 401
+    async with connect(f"ws://127.0.0.1:{triage_server.port}/events",
+                       additional_headers={"Authorization": "Bearer dashboard-token"}) as ok:
+        assert json.loads(await ok.recv())["type"] == "subscribed"
