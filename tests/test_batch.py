@@ -88,10 +88,14 @@ def test_plan_names_outputs_and_resumes(tmp_path):
              InputFile(tmp_path / "y" / "sub" / "b.flac", Path("sub/b.flac"))]
     opts = BatchOptions(out_dir=out, format="srt")
     assert [str(i.output.relative_to(out)) for i in plan(files, opts)] == [
-        "call.srt", "call.mp3.srt", "call.wav.srt", "sub/b.srt"]
+        "call.wav.srt", "call.mp3.srt", "call.wav-2.srt", "sub/b.srt"]
+    assert [str(i.output.relative_to(out)) for i in plan(files[:1], opts)] == ["call.srt"]
     touch(out / "call.srt", b"1\n00:00:00,000 --> 00:00:01,000\nhi\n")
-    items = plan(files, opts)
-    assert [i.done for i in items] == [True, False, False, False]
+    assert [i.done for i in plan(files[:1], opts)] == [True]
+    # call.srt belonged to x/call.wav alone; with call.mp3 beside it neither takes it over
+    assert [i.done for i in plan(files, opts)] == [False, False, False, False]
+    touch(out / "sub" / "b.srt", b"")
+    assert [i.done for i in plan(files, opts)] == [False, False, False, True]
     assert not any(i.done for i in plan(files, BatchOptions(out_dir=out, format="srt", overwrite=True)))
     # a jsonl without its summary line is incomplete, so it is redone
     touch(out / "call.jsonl", b'{"type": "header"}\n{"type": "segment"}\n')
@@ -290,6 +294,40 @@ def test_split_needs_stereo_and_progress_adds_up(clips, eval_dir, tmp_path, tiny
     ws = [w for s in seg for w in s["words"]]
     assert words(" ".join(w["word"] for w in ws)) == ["one", "two", "three"]
     assert all(0 <= w["start"] <= w["end"] <= 2.8 for w in ws)
+
+
+def encode(path: Path, samples: np.ndarray, codec: str, rate: int = 16000, fmt: str | None = None) -> Path:
+    """Write mono 16 kHz float samples with PyAV's encoders (the same FFmpeg that decodes)."""
+    import av
+
+    with av.open(str(path), "w", format=fmt) as c:
+        stream = c.add_stream(codec, rate=rate)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray((samples * 32767).astype(np.int16)[None, :], format="s16", layout="mono")
+        frame.sample_rate = 16000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            c.mux(packet)
+    return path
+
+
+def test_flac_mp3_ogg(eval_dir, tmp_path, tiny_whisper):
+    from faster_whisper import decode_audio
+
+    one23 = decode_audio(str(eval_dir / "audio" / "en_speechrecognition_123.wav"))
+    src = tmp_path / "coded"
+    src.mkdir()
+    encode(src / "c.flac", one23, "flac")
+    encode(src / "c.mp3", one23, "libmp3lame")
+    encode(src / "c.ogg", one23, "libopus", rate=48000, fmt="ogg")
+    opts = BatchOptions(out_dir=tmp_path / "out", format="txt")
+    items = plan(discover([src]).files, opts)
+    assert [(i.source.name, i.output.name) for i in items] == [
+        ("c.flac", "c.flac.txt"), ("c.mp3", "c.mp3.txt"), ("c.ogg", "c.ogg.txt")]  # same stem: suffixes kept
+    assert all(i.duration == pytest.approx(2.745, abs=0.03) and i.channels == 1 for i in items)
+    summary = run_batch(items, opts, lambda: tiny_whisper)
+    assert [r.status for r in summary.results] == ["done"] * 3, summary.results
+    for item in items:
+        assert wer(ONE_TWO_THREE, item.output.read_text()) <= WER_BOUND, item.source.name
 
 
 def test_cli_bad_language_and_model_stop_before_work(clips, tmp_path, capsys):

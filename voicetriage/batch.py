@@ -170,16 +170,37 @@ class BatchItem:
     channels: int | None = None
 
 
-def _output_candidates(out_dir: Path, rel: Path, fmt: str):
+def _key(path: Path) -> str:
+    return os.path.normcase(os.path.abspath(path))
+
+
+def output_paths(files: Sequence[InputFile], out_dir: Path, fmt: str) -> list[Path]:
+    """``OUT/<rel without audio suffix>.<fmt>``, unless two inputs would share it.
+
+    Inputs whose names differ only in the audio suffix (call.wav, call.mp3)
+    all keep it (call.wav.jsonl, call.mp3.jsonl), so an existing output can
+    never be taken for another input's when files are added later. Inputs
+    with the very same relative name from different folders get -2, -3, ...
+    in input order.
+    """
     ext = "." + fmt
-    if rel.suffix:
-        yield out_dir / rel.with_suffix(ext)
-    # call.wav and call.mp3 in one folder: keep the audio suffix to tell them apart
-    yield out_dir / rel.with_name(rel.name + ext)
-    n = 2
-    while True:
-        yield out_dir / rel.with_name(f"{rel.name}-{n}{ext}")
-        n += 1
+    plain = [out_dir / f.rel.with_name(f.rel.stem + ext) if f.rel.suffix else None for f in files]
+    counts: dict[str, int] = {}
+    for p in plain:
+        if p is not None:
+            counts[_key(p)] = counts.get(_key(p), 0) + 1
+    taken: set[str] = set()
+    out = []
+    for f, p in zip(files, plain):
+        if p is None or counts[_key(p)] > 1:
+            p = out_dir / f.rel.with_name(f.rel.name + ext)
+        n = 2
+        while _key(p) in taken:
+            p = out_dir / f.rel.with_name(f"{f.rel.name}-{n}{ext}")
+            n += 1
+        taken.add(_key(p))
+        out.append(p)
+    return out
 
 
 def output_complete(path: Path, fmt: str) -> bool:
@@ -196,14 +217,8 @@ def output_complete(path: Path, fmt: str) -> bool:
 
 def plan(files: Sequence[InputFile], options: BatchOptions) -> list[BatchItem]:
     """Give each input its output path; mark complete outputs done unless overwriting."""
-    taken: set[str] = set()
     items = []
-    for f in files:
-        for out in _output_candidates(options.out_dir, f.rel, options.format):
-            key = os.path.normcase(os.path.abspath(out))
-            if key not in taken:
-                taken.add(key)
-                break
+    for f, out in zip(files, output_paths(files, options.out_dir, options.format)):
         done = not options.overwrite and output_complete(out, options.format)
         info = AudioInfo(None, None) if done or not f.path.is_file() else probe_audio(f.path)
         items.append(BatchItem(f.path, out, done, info.duration, info.channels))
@@ -495,6 +510,7 @@ __all__ = [
     "probe_audio",
     "load_audio",
     "output_complete",
+    "output_paths",
     "write_atomic",
     "run_batch",
 ]
