@@ -11,8 +11,12 @@ def test_clean_speech_is_followed(final):
 def test_garbled_speech_is_not(final):
     score, parts = not_followed(final("O som de venta, o som mere", language="pt", prob=0.34, logprob=-1.2))
     assert score > 0.9 and parts["logprob"] == 1.0
-    score, parts = not_followed(final("Ke Ke Ke Ke Ke Ke Ke Ke Ke Ke", logprob=-0.1))
+    score, parts = not_followed(final("Liang Xiao " + "Ke " * 20, logprob=-0.1))
     assert parts["degenerate"] > 0.5
+    # long, clean text is not degenerate (a low share of distinct letters is normal there)
+    long_text = ("Congratulations! You have successfully installed and executed the Asterisk open source "
+                 "PBX software that should help you get started. Like a normal PBX, you will")
+    assert not_followed(final(long_text, language="en", logprob=-0.1))[0] < 0.05
 
 
 def test_value_is_share_of_recent_speech_not_followed(final):

@@ -7,7 +7,8 @@ caller final is scored 0..1 for "not followed" from Whisper's own numbers:
   -1.0 or worse is guesswork (Whisper's own fallback threshold is -1.0);
 * ``no_speech_prob`` high while text came out (hallucination over noise);
 * ``language_probability`` low (the model is unsure which language it heard);
-* degenerate text (one syllable repeated: "Ke Ke Ke Ke").
+* degenerate text (one syllable repeated: "Ke Ke Ke Ke ..."), by the gzip
+  compression ratio Whisper itself uses to spot repetition loops.
 
 The signal's value is the duration-weighted share of the last
 ``WINDOW`` caller utterances that were not followed; its confidence grows with
@@ -16,13 +17,13 @@ the amount of speech behind it.
 
 from __future__ import annotations
 
+import zlib
 from collections import deque
 
 import numpy as np
 
 from ..events import Final
 from .base import CALLER, Signal
-from .text import normalize
 
 
 def _ramp(x: float, good: float, bad: float) -> float:
@@ -40,10 +41,10 @@ def not_followed(final: Final) -> tuple[float, dict[str, float]]:
         "no_speech": _ramp(final.no_speech_prob, 0.4, 0.8) if final.text.strip() else 0.0,
         "language_prob": _ramp(final.language_probability, 0.8, 0.35),
     }
-    t = normalize(final.text).replace(" ", "")
-    if len(t) >= 8:
-        distinct = len(set(t)) / len(t)
-        parts["degenerate"] = _ramp(distinct, 0.3, 0.1)
+    raw = final.text.strip().encode("utf-8")
+    if len(raw) >= 24:
+        # Whisper's own repetition test: gzip compression ratio (its fallback threshold is 2.4)
+        parts["degenerate"] = _ramp(len(raw) / len(zlib.compress(raw)), 1.8, 2.6)
     score = 1 - np.prod([1 - v for v in parts.values()])
     return float(score), parts
 
