@@ -431,19 +431,47 @@ class PolicyState:
         self._current: _Announced | None = None
         self._seq = 0
         self._wanted = policy.signals
+        self._next_check = float("inf")
+        self._cur_supported = False  # the announced queue had support at the last evaluation
 
     @property
     def current_queue(self) -> str | None:
         return self._current.queue if self._current else None
 
     def update(self, signals: Iterable[Signal], now: float) -> list[Hint]:
-        """Take new signals (in order) and evaluate the rules at call time ``now``."""
+        """Take new signals (in order) and evaluate the rules at call time ``now``.
+
+        Without new signals the rules are only evaluated again once the clock
+        reaches a time at which the outcome can change (a sustained condition
+        completes, a value ages out, a cool-down or hold ends): the observer
+        calls this for every audio packet of every call.
+        """
+        fresh = False
         for sig in signals:
             if sig.name not in self._wanted:
                 continue
             self.latest[sig.name] = sig
             self._track(sig)
+            fresh = True
+        if not fresh and now < self._next_check:
+            return []
         return self.evaluate(now)
+
+    def _deadline(self, now: float) -> float:
+        """The earliest call time after ``now`` at which time alone can change the outcome."""
+        times = []
+        for (ri, ci), streak in self._streaks.items():
+            cond = self.policy.rules[ri].conditions[ci]
+            if cond.sustain_s and streak.count:
+                times.append(streak.since + cond.sustain_s)
+            sig = self.latest.get(cond.signal)
+            if cond.max_age_s is not None and sig is not None:
+                times.append(math.nextafter(sig.time + cond.max_age_s, math.inf))  # too old just after
+        if self._current is not None:
+            h = self.policy.hysteresis
+            times += [self._current.time + h.cooldown_s, self._current.supported_at + h.hold_s]
+        later = [t for t in times if t > now]
+        return min(later) if later else float("inf")
 
     def _track(self, sig: Signal) -> None:
         for ri, rule in enumerate(self.policy.rules):
@@ -465,9 +493,10 @@ class PolicyState:
         streak = self._streaks.get((ri, ci))
         if streak is None or streak.count < cond.min_count:
             return None
-        if now - streak.since < cond.sustain_s:
+        # the same sums as in _deadline, so skipped evaluations change nothing
+        if cond.sustain_s and now < streak.since + cond.sustain_s:
             return None
-        if cond.max_age_s is not None and now - sig.time > cond.max_age_s:
+        if cond.max_age_s is not None and now > sig.time + cond.max_age_s:
             return None
         if sig.confidence < cond.min_confidence - margin:
             return None
@@ -510,9 +539,17 @@ class PolicyState:
 
     def evaluate(self, now: float) -> list[Hint]:
         """Evaluate every rule at call time ``now``; at most one hint comes out."""
+        hints = self._decide(now)
+        self._next_check = self._deadline(now)
+        return hints
+
+    def _decide(self, now: float) -> list[Hint]:
         fired = [f for ri, r in enumerate(self.policy.rules) if (f := self._fire(ri, r, now)) is not None]
         self._active = {f.rule.name for f in fired}
         if not fired:
+            if self._current is not None and self._cur_supported:
+                self._current.supported_at = now
+            self._cur_supported = False
             return []
         order = {r.name: i for i, r in enumerate(self.policy.rules)}
         queues: dict[str, list[_Fired]] = {}
@@ -528,18 +565,20 @@ class PolicyState:
         priority, confidence, _ = score(best)
         h = self.policy.hysteresis
         cur = self._current
-        if cur is not None and cur.queue in queues:
+        if cur is not None and (cur.queue in queues or self._cur_supported):
+            # nothing changed since the last evaluation, so the support lasted until now
             cur.supported_at = now
+        self._cur_supported = cur is not None and cur.queue in queues
         if cur is None:
             reason = "new"
         elif best == cur.queue:
-            if confidence < cur.confidence + h.confidence_step or now - cur.time < h.cooldown_s:
+            if confidence < cur.confidence + h.confidence_step or now < cur.time + h.cooldown_s:
                 return []
             reason = "confidence"
         elif priority > cur.priority:
             reason = "escalation"
         else:
-            if cur.queue in queues or now - cur.supported_at < h.hold_s or now - cur.time < h.cooldown_s:
+            if cur.queue in queues or now < cur.supported_at + h.hold_s or now < cur.time + h.cooldown_s:
                 return []
             if priority < cur.priority and not h.allow_downgrade:
                 return []

@@ -220,10 +220,10 @@ def test_release_margin_and_hold_prevent_flapping():
     assert len(hints) == 1
     # x drops out; b has the same priority: it must wait hold_s (10 s) without support for qa
     hints += st.update([sig("x", True, 0.4, t=3.0)], 3.0)
-    for t in range(4, 12):  # qa was last supported at 2.0
+    for t in range(4, 13):  # qa lost its support at 3.0
         hints += st.evaluate(float(t))
     assert len(hints) == 1
-    hints += st.evaluate(12.0)
+    hints += st.evaluate(13.0)
     assert [(h.queue, h.reason, h.previous) for h in hints[1:]] == [("qb", "change", "qa")]
     # a wobbling x again: no flap back within hold/cool-down
     for t in range(14, 20):
@@ -301,3 +301,42 @@ def test_load_policy_file_errors(tmp_path):
     good = tmp_path / "mine.toml"
     good.write_text("[[rules]]\nname='a'\nqueue='q'\npriority=1\nall=[{signal='x'}]\n", encoding="utf-8")
     assert load_policy(good).name == "mine"
+
+
+def test_skipping_idle_evaluations_changes_nothing(default):
+    """update([], t) skips work until something can change; the hints must be those of a
+    policy evaluated on every tick."""
+    import random
+
+    rng = random.Random(7)
+    names = ["language", "speaking_rate", "human_request", "age_band", "low_comprehension", "x", "y"]
+    flap = policy(FLAP + """
+[[rules]]
+name = "sustained"
+queue = "qs"
+priority = 20
+all = [{ signal = "y", field = "slow", sustain_s = 3.0, max_age_s = 6.0 }]
+""")
+    for pol in (default, flap):
+        for trial in range(12):
+            events = {}
+            for _ in range(12):
+                t = round(rng.randrange(2000) * 0.02, 2)  # on a tick of the clock below
+                name = rng.choice(names)
+                conf = round(rng.uniform(0.3, 1.0), 2)
+                value = {
+                    "language": {"cantonese": conf, "mandarin": 1 - conf},
+                    "speaking_rate": 2.5,
+                    "age_band": "65+",
+                    "low_comprehension": conf,
+                }.get(name, True)
+                ev = {"slow": rng.random() < 0.7, "slow_speech_s": rng.uniform(0, 15), "utterances": rng.randint(1, 4)}
+                events.setdefault(t, []).append(sig(name, value, conf, t=t, **ev))
+            every, lazy = pol.start("c"), pol.start("c")
+            a, b = [], []
+            for i in range(2500):
+                now = round(i * 0.02, 2)
+                new = events.get(now, [])
+                a += every.update(new, now) if new else every.evaluate(now)
+                b += lazy.update(new, now)
+            assert [to_message(h) for h in a] == [to_message(h) for h in b]
