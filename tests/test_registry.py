@@ -111,3 +111,6 @@ def test_local_directory(tmp_path):
     tiny = resolve_model("tiny.en", tmp_path)
     local = resolve_model(str(tiny.path))
     assert local.source == "local" and local.path == tiny.path
+    assert not local.multilingual  # English-only vocabulary (51864 tokens)
+    base = resolve_model("base", tmp_path)
+    assert resolve_model(str(base.path)).multilingual

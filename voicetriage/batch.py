@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
-from .errors import AudioFileError, ConfigError, VoiceTriageError
+from .errors import AudioFileError, ConfigError, OutputError, VoiceTriageError
 from .formats import FORMATS, Segment, Track, Transcript, Word, is_complete, render
 from .registry import ResolvedModel
 
@@ -328,7 +328,7 @@ def write_atomic(path: Path, content: str) -> None:
             tmp.unlink(missing_ok=True)
             raise
     except OSError as e:
-        raise VoiceTriageError(f"cannot write {path}: {e.strerror or e}", code="output_error") from None
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 @dataclass

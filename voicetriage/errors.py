@@ -8,6 +8,7 @@ Every error carries a stable ``code`` that the wire protocols reuse in their
     ├── ModelError             model id unknown, package missing, checksum bad
     ├── AudioFormatError       unsupported encoding / rate / channels, odd frame
     ├── AudioFileError         a file that cannot be read or decoded
+    ├── OutputError            a result that cannot be written
     └── ProtocolError          a wire message that breaks the protocol
 """
 
@@ -45,6 +46,10 @@ class AudioFileError(VoiceTriageError):
     code = "bad_audio_file"
 
 
+class OutputError(VoiceTriageError):
+    code = "output_error"
+
+
 class ProtocolError(VoiceTriageError):
     code = "protocol_error"
 
@@ -55,5 +60,6 @@ __all__ = [
     "ModelError",
     "AudioFormatError",
     "AudioFileError",
+    "OutputError",
     "ProtocolError",
 ]

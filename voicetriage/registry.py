@@ -19,6 +19,7 @@ from pathlib import Path
 from .errors import ModelError
 
 _REQUIRED = ("model.bin", "config.json")
+_MULTILINGUAL_VOCAB = 51865
 
 
 @dataclass(frozen=True)
@@ -226,11 +227,24 @@ def _check_local_dir(path: Path) -> ResolvedModel:
     if not any((path / n).is_file() for n in ("tokenizer.json", "vocabulary.json", "vocabulary.txt")):
         raise ModelError(f"model directory {path} has no tokenizer.json or vocabulary file")
     try:
-        cfg = json.loads((path / "config.json").read_text())
+        json.loads((path / "config.json").read_text())
     except ValueError as e:
         raise ModelError(f"model directory {path}: config.json is not valid JSON ({e})") from None
-    multilingual = len(cfg.get("lang_ids", [])) > 1 if "lang_ids" in cfg else True
-    return ResolvedModel(path.name, path, "local", multilingual)
+    return ResolvedModel(path.name, path, "local", _vocabulary_size(path) >= _MULTILINGUAL_VOCAB)
+
+
+def _vocabulary_size(path: Path) -> int:
+    """Whisper's English-only models have 51864 tokens, multilingual ones more."""
+    try:
+        if (path / "vocabulary.json").is_file():
+            return len(json.loads((path / "vocabulary.json").read_text(encoding="utf-8")))
+        if (path / "vocabulary.txt").is_file():
+            with open(path / "vocabulary.txt", encoding="utf-8") as f:
+                return sum(1 for _ in f)
+        tok = json.loads((path / "tokenizer.json").read_text(encoding="utf-8"))
+        return len(tok["model"]["vocab"]) + len(tok.get("added_tokens", []))
+    except (OSError, ValueError, KeyError, TypeError):
+        return _MULTILINGUAL_VOCAB  # unknown: let the loaded model decide
 
 
 def resolve_model(
