@@ -211,3 +211,20 @@ def test_factory_looks_up_the_caller_and_validates_config(store, tmp_path):
     bad.write_text("[triage]\npolicy_file = 'x.toml'\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="unknown option"):
         triage_config(load_config(bad))
+
+
+def test_events_filters_and_slow_subscriber_queue():
+    from voicetriage.sinks.events_ws import BadFilter, _Subscriber, parse_filters
+
+    assert parse_filters("/events") == (frozenset(), frozenset())
+    assert parse_filters("/events?types=hint,final&call_id=a,b&call_id=c") == (
+        frozenset({"a", "b", "c"}), frozenset({"hint", "final"}))
+    for bad in ("/events?types=Hint!", "/events?colour=red"):
+        with pytest.raises(BadFilter):
+            parse_filters(bad)
+    sub = _Subscriber(frozenset({"c1"}), frozenset({"hint", "dtmf"}), limit=3)
+    for i in range(5):
+        sub(Dtmf("c1", "caller", str(i), float(i)))
+    sub(Dtmf("other", "caller", "1", 0.0))
+    sub(final("x", 0.0, 1.0))
+    assert [e.digit for e in sub.queue] == ["2", "3", "4"] and sub.dropped == 2

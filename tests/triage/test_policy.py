@@ -318,7 +318,7 @@ priority = 20
 all = [{ signal = "y", field = "slow", sustain_s = 3.0, max_age_s = 6.0 }]
 """)
     for pol in (default, flap):
-        for trial in range(12):
+        for trial in range(8):
             events = {}
             for _ in range(12):
                 t = round(rng.randrange(2000) * 0.02, 2)  # on a tick of the clock below

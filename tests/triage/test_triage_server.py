@@ -12,9 +12,11 @@ import dataclasses
 import json
 import shutil
 import subprocess
+import threading
 import time
 import urllib.parse
 import wave
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -23,6 +25,8 @@ from websockets.exceptions import InvalidStatus
 
 from voicetriage.profiles import ProfileStore
 from voicetriage.triage import install_triage, triage_config
+
+from conftest import ServerThread, make_config
 
 ELDER = "+86 138 0013 8000"  # born 1948 in the profile store
 YOUNGER = "13900139000"  # born 1990: known, but no rule applies
@@ -73,8 +77,49 @@ def audio(tmp_path_factory):
     }
 
 
+class HookReceiver:
+    """A webhook endpoint on loopback that records every JSON body POSTed to it."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict] = []
+        bodies = self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hint"
+
+    def wait_for(self, pred, timeout=10.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            found = [b for b in list(self.bodies) if pred(b)]
+            if found:
+                return found
+            time.sleep(0.02)
+        return []
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @pytest.fixture(scope="module")
-def triage_server(base_engine, start_server, tmp_path_factory):
+def hook():
+    h = HookReceiver()
+    yield h
+    h.close()
+
+
+@pytest.fixture(scope="module")
+def triage_server(base_engine, start_server, tmp_path_factory, hook):
     tmp = tmp_path_factory.mktemp("triage-server")
     csv = tmp / "profiles.csv"
     csv.write_text(f"number,birth_year,language\n{ELDER},1948,mandarin\n{YOUNGER},1990,mandarin\n", encoding="utf-8")
@@ -84,7 +129,8 @@ def triage_server(base_engine, start_server, tmp_path_factory):
     config = dataclasses.replace(
         cfg,
         server=dataclasses.replace(cfg.server, host="127.0.0.1", port=0, event_log=str(tmp / "events.jsonl")),
-        extra={"triage": {"profiles_db": str(tmp / "profiles.db"), "events_token": "dashboard-token"}},
+        extra={"triage": {"profiles_db": str(tmp / "profiles.db"), "events_token": "dashboard-token",
+                          "webhook_url": hook.url}},
     )
     server = start_server(base_engine, config, lambda app: install_triage(app, config, triage_config(config)))
     server.event_log = tmp / "events.jsonl"
@@ -135,7 +181,7 @@ def of_type(got, kind):
     return [m for _, m in got if m["type"] == kind]
 
 
-async def test_known_elderly_caller_routes_to_senior_human_before_any_speech(triage_server):
+async def test_known_elderly_caller_routes_to_senior_human_before_any_speech(triage_server, hook):
     silence = np.zeros(RATE, dtype=np.int16)  # one second, nothing said
     async with connect(events_url(triage_server, types="hint")) as sub:
         assert json.loads(await sub.recv())["type"] == "subscribed"
@@ -152,6 +198,9 @@ async def test_known_elderly_caller_routes_to_senior_human_before_any_speech(tri
     # and the event log has it, one JSON line
     lines = [json.loads(x) for x in triage_server.event_log.read_text(encoding="utf-8").splitlines()]
     assert any(m["type"] == "hint" and m["call_id"] == "elder-1" and m["queue"] == "senior_human" for m in lines)
+    # and the webhook received it
+    [posted] = await asyncio.to_thread(hook.wait_for, lambda b: b.get("call_id") == "elder-1")
+    assert posted == hint
 
 
 async def test_asking_for_a_person_gets_human_now_within_seconds(triage_server, audio):
@@ -225,3 +274,39 @@ async def test_events_filters_and_auth(triage_server):
     async with connect(f"ws://127.0.0.1:{triage_server.port}/events",
                        additional_headers={"Authorization": "Bearer dashboard-token"}) as ok:
         assert json.loads(await ok.recv())["type"] == "subscribed"
+
+
+async def test_server_stop_flushes_the_call_and_the_sinks(tiny_engine, tmp_path):
+    """Stopping the server mid-call: the call's hint and summary are delivered, /events
+    subscribers get 1001, the event log holds the hint and is closed, the webhook drained."""
+    receiver = HookReceiver()
+    config = make_config("tiny.en", server={"event_log": str(tmp_path / "events.jsonl")})
+    config = dataclasses.replace(config, extra={"triage": {"webhook_url": receiver.url}})
+    runtime = {}
+    srv = ServerThread(tiny_engine, config, lambda app: runtime.setdefault("r", install_triage(app, config)))
+    try:
+        sub = await connect(f"ws://127.0.0.1:{srv.port}/events?types=hint,summary")
+        assert json.loads(await sub.recv())["type"] == "subscribed"
+        call = await connect(srv.url)
+        await call.send(json.dumps({"type": "start", "call_id": "stop-1", "encoding": "pcm16", "sample_rate": RATE}))
+        await call.send(silence(0.3).tobytes())
+        await call.send(json.dumps({"type": "dtmf", "digit": "6"}))
+        seen = []
+        while "hint" not in seen:
+            seen.append(json.loads(await asyncio.wait_for(call.recv(), 10))["type"])
+        stopping = asyncio.ensure_future(asyncio.to_thread(srv.stop))
+        while "summary" not in seen:  # the open call is flushed, not cut off
+            seen.append(json.loads(await asyncio.wait_for(call.recv(), 30))["type"])
+        pushed = [json.loads(await asyncio.wait_for(sub.recv(), 10))["type"] for _ in range(2)]
+        assert pushed == ["hint", "summary"]
+        await asyncio.wait_for(sub.wait_closed(), 30)
+        assert sub.close_code == 1001
+        await call.wait_closed()
+        await asyncio.wait_for(stopping, 60)
+    finally:
+        receiver.close()
+    lines = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [m["queue"] for m in lines if m["type"] == "hint"] == ["senior_human"]
+    sinks = runtime["r"].sinks
+    assert sinks.event_log._fd == -1  # closed by App.stop
+    assert sinks.webhook.stats.sent == 1 and [b["call_id"] for b in receiver.bodies] == ["stop-1"]

@@ -7,7 +7,9 @@ query string: ``?types=hint,summary`` (event kinds) and
 ``?call_id=A&call_id=B`` (or comma-separated). The first message is
 ``{"type": "subscribed", ...}`` echoing the filters. A subscriber that cannot
 keep up loses the oldest events, and is told so with
-``{"type": "dropped", "count": N}`` before the next message it gets. When
+``{"type": "dropped", "count": N}`` before the next message it gets. When the
+server stops, subscribers stay connected until the calls in progress have been
+flushed (their last finals, hints and summaries), then get close code 1001. When
 ``token`` is configured, the handshake needs ``Authorization: Bearer TOKEN``
 (or ``?token=TOKEN``), otherwise it is refused with HTTP 401.
 """
@@ -121,7 +123,8 @@ def make_handler(limit: int = 1000):
         sub = _Subscriber(call_ids, kinds, limit)
         unsubscribe = app.hub.subscribe(sub)
         reader = asyncio.ensure_future(_read_until_closed(ws))
-        stop = asyncio.ensure_future(app.shutdown.wait())
+        stop: asyncio.Future = asyncio.ensure_future(app.shutdown.wait())
+        flushing: asyncio.Future | None = None
         try:
             await ws.send(json.dumps({"type": "subscribed", "call_ids": sorted(call_ids),
                                       "types": sorted(kinds)}))
@@ -140,6 +143,12 @@ def make_handler(limit: int = 1000):
                 if reader.done():
                     return
                 if stop.done():
+                    if app.calls and not flushing:
+                        # the server is flushing its calls: stay for their last finals,
+                        # hints and summaries (bounded by the server's own stop timeout)
+                        flushing = asyncio.ensure_future(_calls_ended(app))
+                        stop = flushing
+                        continue
                     await ws.close(CLOSE_GOING_AWAY, "server shutting down")
                     return
         except ConnectionClosed:
@@ -150,6 +159,14 @@ def make_handler(limit: int = 1000):
             stop.cancel()
 
     return events_handler
+
+
+async def _calls_ended(app: "App", limit_s: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + limit_s
+    while app.calls and loop.time() < end:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0)  # let the last call's summary reach the hub
 
 
 async def _read_until_closed(ws: "ServerConnection") -> None:
