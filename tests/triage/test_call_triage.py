@@ -228,3 +228,26 @@ def test_events_filters_and_slow_subscriber_queue():
     sub(Dtmf("other", "caller", "1", 0.0))
     sub(final("x", 0.0, 1.0))
     assert [e.digit for e in sub.queue] == ["2", "3", "4"] and sub.dropped == 2
+
+
+def test_serve_options_reach_the_triage_config(tmp_path):
+    from voicetriage.cli import build_parser
+    from voicetriage.commands.common import config_from_args
+    from voicetriage.commands.triage_options import triage_from_args
+
+    policy_file = tmp_path / "p.toml"
+    policy_file.write_text("[[rules]]\nname='a'\nqueue='q'\npriority=1\nall=[{signal='x'}]\n", encoding="utf-8")
+    args = build_parser().parse_args([
+        "serve", "--policy", str(policy_file), "--event-log", str(tmp_path / "e.jsonl"),
+        "--webhook", "http://127.0.0.1:9/hook",
+    ])
+    config = config_from_args(args, event_log=args.event_log)
+    tc = triage_from_args(args, config)
+    assert (tc.enabled, tc.policy, tc.webhook_url) == (True, str(policy_file), "http://127.0.0.1:9/hook")
+    assert config.server.event_log == str(tmp_path / "e.jsonl")
+    off = build_parser().parse_args(["serve", "--no-triage", "--policy", str(tmp_path / "missing.toml")])
+    assert triage_from_args(off, config_from_args(off)).enabled is False  # not even read
+    for bad in (["--policy", str(tmp_path / "missing.toml")], ["--profiles-db", str(tmp_path / "none.db")]):
+        a = build_parser().parse_args(["serve", *bad])
+        with pytest.raises(ConfigError):
+            triage_from_args(a, config_from_args(a))
