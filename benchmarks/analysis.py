@@ -24,6 +24,7 @@ system, so what differs is only what each server says and when:
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +33,12 @@ from .corpus import SAMPLE_RATE, Call, Utterance
 from .scoring import error_counts, metric_name
 
 END_TOLERANCE_S = 0.6
+LOOP_COMPRESSION = 2.4  # Whisper's threshold for a repetitive, failed decode
+
+
+def _compression_ratio(text: str) -> float:
+    b = text.encode("utf-8")
+    return len(b) / len(zlib.compress(b)) if b else 0.0
 
 
 @dataclass
@@ -88,6 +95,7 @@ class UtteranceResult:
     metric: str
     edits: int
     ref_units: int
+    loop: bool = False  # the committed text repeats itself (a decoding loop)
 
     def as_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -189,6 +197,7 @@ def analyse(trace: CallTrace) -> list[UtteranceResult]:
                 metric_name(u.language),
                 edits,
                 n,
+                _compression_ratio(hyp) > LOOP_COMPRESSION,
             )
         )
     return out
@@ -221,6 +230,7 @@ def summarise(results: list[UtteranceResult], q=(50, 95)) -> dict:
         "hint_s": {**pct(hint_vals), "mean": _mean(hint_vals), "phrases": len(hints),
                    "missing": len(hints) - len(hint_vals)},
         "errors": scores,
+        "loops": sum(1 for r in results if r.loop),
     }
 
 

@@ -51,15 +51,15 @@ def _ours(name: str, log_dir: Path, stream: dict | None = None, asr: dict | None
 
 def _peer(name: str, log_dir: Path, model_dir: Path):
     if name == "whisper-live":
-        from .peers.whisperlive import WhisperLive
+        from .peers.whisperlive_peer import WhisperLive
 
         return WhisperLive("WhisperLive 0.10.0 base int8", log_dir, model_dir)
     if name == "whisperlivekit":
-        from .peers.whisperlivekit import WhisperLiveKit
+        from .peers.whisperlivekit_peer import WhisperLiveKit
 
         return WhisperLiveKit("WhisperLiveKit 0.2.26 base", log_dir, model_dir, _warmup_wav())
     if name == "whisper-streaming":
-        from .peers.whisper_streaming import WhisperStreaming
+        from .peers.whisper_streaming_peer import WhisperStreaming
 
         return WhisperStreaming("whisper-streaming 0.1.0 base int8", log_dir, model_dir)
     raise ValueError(name)
@@ -99,12 +99,13 @@ async def run_benchmark(args: argparse.Namespace) -> dict:
     run_id = time.strftime("%Y%m%d-%H%M%S")
     out_dir = Path(args.out)
     log_dir = Path(args.logs or (cache_dir() / "logs" / run_id))
-    plan = Plan(levels=tuple(args.levels), p95_limit_s=args.p95_limit, drain_s=args.drain)
+    plan = Plan(levels=tuple(args.levels), p95_limit_s=args.p95_limit, drain_s=args.drain,
+                stop_after_fail=args.stop_after_fail)
     results: dict = {
         "run_id": run_id, "mode": "full", "machine": machine.describe(), "plan": plan.__dict__,
         "config_defaults": _config_defaults(), "systems": [], "peers": {}, "experiments": [],
     }
-    wanted = args.systems or list(SYSTEMS)
+    wanted = list(SYSTEMS) if args.systems is None else args.systems
     mixed = build_calls(max(plan.levels), target_s=args.call_s)
     english = build_calls(max(plan.levels), languages=("en",), target_s=args.call_s)
     results["corpus"] = {
@@ -161,6 +162,13 @@ async def run_benchmark(args: argparse.Namespace) -> dict:
         res = await run_system(base, lambda n: mixed[:n], Plan(**{**plan.__dict__, "levels": tuple(args.experiment_levels),
                                                                  "stop_after_fail": False}), _log)
         results["experiments"].insert(0, res)
+    if args.stages:
+        from .stages import run_windows
+
+        _log("== stages: the recogniser alone per min_window_s")
+        st = run_windows(windows=tuple(args.stage_windows), log=_log)
+        st.pop("rows", None) if not args.stage_rows else None
+        results["stages"] = st
     results["load_average_end"] = machine.load_average()
     paths = report.write(results, out_dir, run_id)
     latest = out_dir / "latest.md"
@@ -195,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="the full benchmark (about 20 minutes)")
-    r.add_argument("--systems", nargs="+", choices=SYSTEMS, help=f"default: all ({', '.join(SYSTEMS)})")
+    r.add_argument("--systems", nargs="*", choices=SYSTEMS,
+                   help=f"default: all ({', '.join(SYSTEMS)}); give none to run only --experiment variants")
     r.add_argument("--levels", nargs="+", type=int, default=[1, 2, 4, 8, 12, 16, 24])
     r.add_argument("--peer-max", type=int, default=4, help="highest concurrency tried for peers (default 4)")
     r.add_argument("--call-s", type=float, default=30.0, help="length of each stitched call (default 30 s)")
@@ -204,9 +213,15 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--experiment", action="append",
                    help="a config variant of ours, e.g. stream.end_silence_ms=300,asr.min_window_s=5 (repeatable)")
     r.add_argument("--experiment-levels", nargs="+", type=int, default=[1, 8])
+    r.add_argument("--stages", action="store_true",
+                   help="also time the recogniser alone per min_window_s on every clip")
+    r.add_argument("--stage-windows", nargs="+", type=float, default=[5.0, 10.0, 15.0])
+    r.add_argument("--stage-rows", action="store_true", help="keep per-clip stage rows in the JSON")
     r.add_argument("--out", default=str(report.RESULTS))
     r.add_argument("--logs", help="server logs (default ~/.cache/voicetriage-bench/logs/<run>)")
     r.add_argument("--no-readme", action="store_true", help="do not update README.md")
+    r.add_argument("--no-stop", dest="stop_after_fail", action="store_false",
+                   help="run every level even after one fails")
     r.add_argument("--no-setup-peers", dest="setup_peers", action="store_false",
                    help="do not (re)install peers first")
     s = sub.add_parser("smoke", help="one short call through our server (seconds)")

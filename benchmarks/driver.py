@@ -88,10 +88,12 @@ async def run_level(system: System, calls: list[Call], plan: Plan, log=print) ->
     n = len(calls)
     idle = rss_bytes(tree(system.pid))
     load = machine.load_average()
+    before = await system.stats()
     t0 = time.monotonic()
     with Sampler(system.pid) as sampler:
         traces = await run_calls(system, calls, plan)
     usage = sampler.usage
+    after = await system.stats()
     results = [r for t in traces for r in analyse(t)]
     errors = [f"{t.call.id}: {t.error}" for t in traces if t.error]
     summary = summarise(results)
@@ -105,12 +107,15 @@ async def run_level(system: System, calls: list[Call], plan: Plan, log=print) ->
             d.pop("hypothesis")
         utts.append(d)
     ok = passed(summary, errors, plan.p95_limit_s)
-    res = LevelResult(n, summary, _usage_dict(usage, audio_s, idle), errors, utts, ok,
-                      round(time.monotonic() - t0, 1), load)
+    usage_d = _usage_dict(usage, audio_s, idle)
+    if "inference_busy_s" in after and "inference_busy_s" in before and usage.wall_s > 0:
+        # share of the level's wall time the inference thread spent decoding
+        usage_d["inference_busy"] = round((after["inference_busy_s"] - before["inference_busy_s"]) / usage.wall_s, 3)
+    res = LevelResult(n, summary, usage_d, errors, utts, ok, round(time.monotonic() - t0, 1), load)
     f, p = summary["final_s"], summary["first_partial_s"]
     log(f"  {system.label}: {n:>2} calls  final p50 {_fmt(f['p50'])} p95 {_fmt(f['p95'])} "
         f"(missing {f['missing']})  first text p50 {_fmt(p['p50'])}  hint p50 {_fmt(summary['hint_s']['p50'])}  "
-        f"cpu {res.usage['cpu_cores']:.2f} cores  peak {res.usage['peak_rss_mb']:.0f} MB  "
+        f"cpu {res.usage['cpu_cores']:.2f} cores  infer busy {res.usage.get('inference_busy', '-')}  peak {res.usage['peak_rss_mb']:.0f} MB  "
         f"load {load[0] if load else '?'}  {'ok' if ok else 'OVER'}{'  errors: ' + errors[0] if errors else ''}")
     return res
 

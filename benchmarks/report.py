@@ -92,12 +92,12 @@ def markdown(results: dict) -> str:
         f"Capacity: most concurrent calls with p95 end-of-speech-to-final < {results['plan']['p95_limit_s']} s.",
         "",
         "| system | calls | final p50 s | final p95 s | missing | first text p50 s | first text p95 s | "
-        "hint p50 s | CER | WER | server CPU (cores) | CPU s / audio s | peak RSS MB | load |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "hint p50 s | CER | WER | loops | server CPU (cores) | CPU s / audio s | peak RSS MB | load |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in results["systems"]:
         if not s.get("levels"):
-            lines.append(f"| {s['label']} | – | {s.get('status', 'not run')} |||||||||||")
+            lines.append(f"| {s['label']} | – | {s.get('status', 'not run')} ||||||||||||")
             continue
         for lv in s["levels"]:
             sm, us = lv["summary"], lv["usage"]
@@ -107,7 +107,7 @@ def markdown(results: dict) -> str:
                 f"{sm['final_s']['missing']}/{sm['utterances']} | {_f(sm['first_partial_s']['p50'])} | "
                 f"{_f(sm['first_partial_s']['p95'])} | {_f(sm['hint_s']['p50'])} | "
                 f"{_f(err.get('cer', {}).get('value'), 3)} | {_f(err.get('wer', {}).get('value'), 3)} | "
-                f"{_f(us['cpu_cores'])} | {_f(us['cpu_s_per_audio_s'], 3)} | {_f(us['peak_rss_mb'], 0)} | "
+                f"{sm.get('loops', 0)} | {_f(us['cpu_cores'])} | {_f(us['cpu_s_per_audio_s'], 3)} | {_f(us['peak_rss_mb'], 0)} | "
                 f"{lv['load_average'][0] if lv.get('load_average') else '–'} |"
             )
     lines += ["", "## Capacity and memory", "",
@@ -151,16 +151,23 @@ def markdown(results: dict) -> str:
     exps = results.get("experiments") or []
     if exps:
         lines += ["", "## Configuration experiments (ours)", "",
-                  "| variant | calls | final p50 s | final p95 s | first text p50 s | CPU s / audio s | CER | WER |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| variant | calls | final p50 s | final p95 s | first text p50 s | first text p95 s | hint p50 s | "
+                  "CPU s / audio s | CER | WER | loops | load |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for e in exps:
             for lv in e.get("levels", []):
                 sm, err = lv["summary"], lv["summary"].get("errors", {})
                 lines.append(
                     f"| {e['label']} | {lv['calls']} | {_f(sm['final_s']['p50'])} | {_f(sm['final_s']['p95'])} | "
-                    f"{_f(sm['first_partial_s']['p50'])} | {_f(lv['usage']['cpu_s_per_audio_s'], 3)} | "
-                    f"{_f(err.get('cer', {}).get('value'), 3)} | {_f(err.get('wer', {}).get('value'), 3)} |"
+                    f"{_f(sm['first_partial_s']['p50'])} | {_f(sm['first_partial_s']['p95'])} | "
+                    f"{_f(sm['hint_s']['p50'])} | {_f(lv['usage']['cpu_s_per_audio_s'], 3)} | "
+                    f"{_f(err.get('cer', {}).get('value'), 3)} | {_f(err.get('wer', {}).get('value'), 3)} | "
+                    f"{sm.get('loops', 0)} | {lv['load_average'][0] if lv.get('load_average') else '–'} |"
                 )
+    if results.get("stages"):
+        from .stages import markdown as stages_md
+
+        lines += ["", "## Stages", "", stages_md(results["stages"])]
     if results.get("plots"):
         lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in results["plots"]]
     return "\n".join(lines) + "\n"

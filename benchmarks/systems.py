@@ -139,6 +139,10 @@ class System:
         if self.server:
             self.server.stop()
 
+    async def stats(self) -> dict:
+        """Server-side counters, if the system exposes any (ours: GET /health)."""
+        return {}
+
     async def run_call(self, call: Call, *, chunk_samples: int, drain_s: float, timeout: float) -> CallTrace:
         raise NotImplementedError
 
@@ -201,6 +205,17 @@ class VoiceTriage(System):
             if time.monotonic() > deadline:
                 raise SystemError_(f"voicetriage did not answer a health message: {self.server.log_tail()}")
             await asyncio.sleep(0.3)
+
+    async def stats(self) -> dict:
+        try:
+            r, w = await asyncio.open_connection("127.0.0.1", self.port)
+            w.write(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            await w.drain()
+            raw = await asyncio.wait_for(r.read(), 10)
+            w.close()
+            return json.loads(raw.split(b"\r\n\r\n", 1)[1])
+        except (OSError, ValueError, IndexError, asyncio.TimeoutError):
+            return {}
 
     async def run_call(self, call: Call, *, chunk_samples: int, drain_s: float, timeout: float) -> CallTrace:
         import websockets

@@ -14,8 +14,13 @@ Runs inside the peer's venv: ``python whisper_streaming_server.py PORT MODEL_DIR
 """
 
 import json
+import os
 import sys
 import threading
+
+# this script's folder (benchmarks/peers) must not shadow the peer's own packages
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != _HERE]
 
 import numpy as np
 from websockets.sync.server import serve

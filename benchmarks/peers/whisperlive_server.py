@@ -5,7 +5,12 @@ faster_whisper backend, one shared model (``single_model``), CTranslate2 int8 on
 (WhisperLive picks int8 itself when CUDA is absent).
 """
 
+import os
 import sys
+
+# this script's folder (benchmarks/peers) must not shadow the peer's own packages
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != _HERE]
 
 from whisper_live.server import TranscriptionServer
 
