@@ -26,7 +26,21 @@ from websockets.exceptions import InvalidStatus
 from voicetriage.profiles import ProfileStore
 from voicetriage.triage import install_triage, triage_config
 
-from conftest import ServerThread, make_config
+
+def _suite_conftest():
+    """tests/conftest.py by path: `import conftest` may find tests/signals/conftest.py."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("_voicetriage_suite_conftest",
+                                                  Path(__file__).resolve().parents[1] / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_conftest = _suite_conftest()
+ServerThread, make_config = _conftest.ServerThread, _conftest.make_config
 
 ELDER = "+86 138 0013 8000"  # born 1948 in the profile store
 YOUNGER = "13900139000"  # born 1990: known, but no rule applies
