@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import RATE, tone
+from sigtools import RATE, tone
 
 from voicetriage.signals.age import MEASURED_ACCURACY, AgeBandExtractor, band_distribution, older_score
 from voicetriage.signals.distress import DistressExtractor, lexical_cues

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import RATE, tone
+from sigtools import RATE, tone
 
 from voicetriage.signals.prosody import ProsodyTracker, voice_stats
 
