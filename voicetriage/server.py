@@ -231,30 +231,36 @@ class App:
             except Exception:  # noqa: BLE001
                 log.exception("stop callback %r failed", callback)
 
-    async def receive(self, ws: ServerConnection, timeout: float | None):
-        """``ws.recv()`` that also returns (``None``) when the server stops.
+    async def until_shutdown(self, awaitable, timeout: float | None):
+        """Await ``awaitable`` unless the server stops first (then ``None``).
 
-        Raises ``asyncio.TimeoutError`` after ``timeout`` s without a message
-        and ``ConnectionClosed`` when the peer goes away.
+        Raises ``asyncio.TimeoutError`` after ``timeout`` s; whatever the
+        awaitable raises (``ConnectionClosed``, ...) propagates.
         """
         if self.shutdown.is_set():
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()
             return None
-        recv = asyncio.ensure_future(ws.recv())
+        task = asyncio.ensure_future(awaitable)
         stop = asyncio.ensure_future(self.shutdown.wait())
         try:
-            done, _ = await asyncio.wait({recv, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({task, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop.cancel()
-        if recv in done:
-            return recv.result()
-        recv.cancel()
+        if task in done:
+            return task.result()
+        task.cancel()
         try:
-            await recv
-        except (asyncio.CancelledError, ConnectionClosed):
+            await task
+        except (asyncio.CancelledError, Exception):  # noqa: BLE001 - the read is abandoned
             pass
         if stop in done:
             return None
         raise asyncio.TimeoutError
+
+    async def receive(self, ws: ServerConnection, timeout: float | None):
+        """``ws.recv()``, or ``None`` when the server stops (see :meth:`until_shutdown`)."""
+        return await self.until_shutdown(ws.recv(), timeout)
 
     async def serve_forever(self) -> None:
         await self.start()

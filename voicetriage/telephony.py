@@ -404,24 +404,7 @@ def _audiosocket_handler(cfg: TelephonyConfig):
 
 async def _read(app: "App", reader: asyncio.StreamReader, timeout: float | None) -> bytes | None:
     """Bytes from Asterisk; b"" at EOF; None when the server stops; TimeoutError when idle."""
-    if app.shutdown.is_set():
-        return None
-    read = asyncio.ensure_future(reader.read(65536))
-    stop = asyncio.ensure_future(app.shutdown.wait())
-    try:
-        done, _ = await asyncio.wait({read, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stop.cancel()
-    if read in done:
-        return read.result()
-    read.cancel()
-    try:
-        await read
-    except (asyncio.CancelledError, ConnectionError, OSError):
-        pass
-    if stop in done:
-        return None
-    raise asyncio.TimeoutError
+    return await app.until_shutdown(reader.read(65536), timeout)
 
 
 __all__ = ["TelephonyConfig", "telephony_config", "install"]
