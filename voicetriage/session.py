@@ -185,6 +185,8 @@ class CallSession:
             if self._stereo is not None:
                 for name, samples in zip(self.tracks, self._stereo.flush()):
                     self._segment(self._tracks[name], samples)
+        # queued partials are stale now: drop them rather than decode them
+        self._worker.forget(self.info.call_id)
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
         self._worker.forget(self.info.call_id)
