@@ -16,7 +16,8 @@ system, so what differs is only what each server says and when:
   (``end >= speech end - END_TOLERANCE_S``) minus the moment the frame holding
   the last speech sample was sent; if the server's timestamps never reach that
   far, the arrival of its last committed text for the utterance is used;
-  an utterance with no committed text when the call closed is "missing";
+  an utterance with no committed text when the call closed is "missing"
+  (counted apart, not in the percentiles);
 * hint = first routing hint about a human request after the phrase's onset,
   minus the moment its last speech frame was sent (negative: before it ended).
 """
@@ -204,13 +205,19 @@ def analyse(trace: CallTrace) -> list[UtteranceResult]:
 
 
 def summarise(results: list[UtteranceResult], q=(50, 95)) -> dict:
-    """Percentiles of the latencies; a missing final counts as infinitely late."""
+    """Percentiles of the latencies of the finals that arrived; ``missing`` counts the rest.
+
+    An utterance with no final at all (dropped as noise, a decode that produced
+    nothing, a backlog the server abandoned when the call ended) is reported as
+    missing instead of entering the percentiles; the driver's pass rule bounds
+    how many may be missing.
+    """
     from .scoring import percentile
 
     def pct(values):
         return {f"p{int(x)}": (None if (v := percentile(values, x)) is None else round(v, 4)) for x in q}
 
-    finals = [r.final_s if r.final_s is not None else math.inf for r in results]
+    finals = [r.final_s for r in results if r.final_s is not None]
     firsts = [r.first_partial_s for r in results if r.first_partial_s is not None]
     hints = [r for r in results if r.human_request]
     hint_vals = [r.hint_s for r in hints if r.hint_s is not None]
@@ -222,7 +229,7 @@ def summarise(results: list[UtteranceResult], q=(50, 95)) -> dict:
             scores[m] = {"value": round(e / n, 4) if n else None, "edits": e, "units": n, "utterances": len(rs)}
     return {
         "utterances": len(results),
-        "final_s": {**pct(finals), "mean": _mean([f for f in finals if not math.isinf(f)]),
+        "final_s": {**pct(finals), "mean": _mean(finals),
                     "missing": sum(1 for r in results if r.final_s is None),
                     "by_timestamp": sum(1 for r in results if r.final_by_timestamp)},
         "first_partial_s": {**pct(firsts), "mean": _mean(firsts),

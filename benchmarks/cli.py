@@ -116,7 +116,7 @@ async def run_benchmark(args: argparse.Namespace) -> dict:
         "english": [c.describe() for c in english[:4]],
     }
     model_dir = resolve_model("base").path
-    peer_levels = tuple(n for n in plan.levels if n <= args.peer_max)
+    peer_levels = tuple(args.peer_levels)
     if any(p in wanted for p in PEERS) and args.setup_peers:
         setup_peers([p for p in PEERS if p in wanted])
     for name in wanted:
@@ -137,7 +137,10 @@ async def run_benchmark(args: argparse.Namespace) -> dict:
                                            "status": f"could not run: {results['peers'][name]['detail']}"})
                 continue
             system = _peer(name, log_dir, model_dir)
-            sys_plan = Plan(**{**plan.__dict__, "levels": peer_levels})
+            # peers run every peer level (to show growth even past their capacity), and get
+            # at most peer_timeout s after the end of the audio to deliver what they still owe
+            sys_plan = Plan(**{**plan.__dict__, "levels": peer_levels, "stop_after_fail": False,
+                               "call_timeout_s": args.peer_timeout})
             calls = mixed
         else:
             system = _ours(name, log_dir)
@@ -206,7 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--systems", nargs="*", choices=SYSTEMS,
                    help=f"default: all ({', '.join(SYSTEMS)}); give none to run only --experiment variants")
     r.add_argument("--levels", nargs="+", type=int, default=[1, 2, 4, 8, 12, 16, 24])
-    r.add_argument("--peer-max", type=int, default=4, help="highest concurrency tried for peers (default 4)")
+    r.add_argument("--peer-levels", nargs="+", type=int, default=[1, 2],
+                   help="concurrency levels for the peers (default 1 2: they are far over the limit at 1 already)")
+    r.add_argument("--peer-timeout", type=float, default=20.0,
+                   help="seconds a peer gets after the end of a call's audio (default 20)")
     r.add_argument("--call-s", type=float, default=30.0, help="length of each stitched call (default 30 s)")
     r.add_argument("--drain", type=float, default=6.0, help="seconds of trailing silence to wait for finals")
     r.add_argument("--p95-limit", type=float, default=1.5)
