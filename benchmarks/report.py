@@ -196,9 +196,14 @@ def plots(results: dict, out_dir: Path, stem: str) -> list[str]:
             ys = [lv["summary"]["final_s"][key] for lv in s["levels"]]
             ys = [60.0 if (y is None or math.isinf(y)) else max(y, 0.01) for y in ys]
             ax.plot(xs, ys, marker="o", label=s["label"])
+    from matplotlib.ticker import FormatStrFormatter
+
     for ax, key in zip(axes, ("median", "95th percentile")):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%d"))
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
         ax.axhline(cap, color="grey", ls="--", lw=1)
         ax.set_xlabel("concurrent real-time calls")
         ax.set_ylabel("end of speech → final (s)")
@@ -207,7 +212,7 @@ def plots(results: dict, out_dir: Path, stem: str) -> list[str]:
     axes[1].legend(fontsize=7)
     fig.tight_layout()
     p = out_dir / f"{stem}-latency.png"
-    fig.savefig(p, dpi=80)
+    fig.savefig(p, dpi=72)
     plt.close(fig)
     paths.append(str(p))
 
@@ -220,12 +225,13 @@ def plots(results: dict, out_dir: Path, stem: str) -> list[str]:
     axes[1].set_ylabel("server peak RSS (MB)")
     for ax in axes:
         ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%d"))
         ax.set_xlabel("concurrent real-time calls")
         ax.grid(True, which="both", alpha=0.3)
     axes[1].legend(fontsize=7)
     fig.tight_layout()
     p = out_dir / f"{stem}-resources.png"
-    fig.savefig(p, dpi=80)
+    fig.savefig(p, dpi=72)
     plt.close(fig)
     paths.append(str(p))
     return paths
