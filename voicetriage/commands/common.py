@@ -16,7 +16,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", help="registry model id (see `voicetriage models`; default: base) or a CTranslate2 Whisper directory")
     g.add_argument("--compute-type", help="CTranslate2 compute type (default int8)")
     g.add_argument("--device", help="cpu (default) or cuda")
-    g.add_argument("--threads", type=int, help="CPU threads for inference (default: one per core)")
+    g.add_argument("--threads", type=int, help="CPU threads for inference (default 1; 0: one per core)")
     g.add_argument("--language", help="force one language for every call (e.g. zh, en); default: detect")
     g.add_argument("--model-cache", metavar="DIR", help="where split weights are joined (default ~/.cache/voicetriage/models)")
 
