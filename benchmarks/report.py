@@ -93,10 +93,13 @@ def markdown(results: dict) -> str:
         f"Capacity: most concurrent calls with p95 end-of-speech-to-final < {results['plan']['p95_limit_s']} s, "
         "at most 10% (or one) of the finals missing and no call failing.",
         "",
-        "| system | calls | final p50 s | final p95 s | missing | first text p50 s | first text p95 s | "
-        "hint p50 s | CER | WER | loops | server CPU (cores) | CPU s / audio s | peak RSS MB | load |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    if results["systems"]:
+        lines += [
+            "| system | calls | final p50 s | final p95 s | missing | first text p50 s | first text p95 s | "
+            "hint p50 s | CER | WER | loops | server CPU (cores) | CPU s / audio s | peak RSS MB | load |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
     for s in results["systems"]:
         if not s.get("levels"):
             lines.append(f"| {s['label']} | – | {s.get('status', 'not run')} ||||||||||||")
@@ -112,9 +115,10 @@ def markdown(results: dict) -> str:
                 f"{sm.get('loops', 0)} | {_f(us['cpu_cores'])} | {_f(us['cpu_s_per_audio_s'], 3)} | {_f(us['peak_rss_mb'], 0)} | "
                 f"{lv['load_average'][0] if lv.get('load_average') else '–'} |"
             )
-    lines += ["", "## Capacity and memory", "",
-              "| system | capacity (calls) | idle RSS MB | memory per added call MB | server start s | status |",
-              "|---|---:|---:|---:|---:|---|"]
+    if results["systems"]:
+        lines += ["", "## Capacity and memory", "",
+                  "| system | capacity (calls) | idle RSS MB | memory per added call MB | server start s | status |",
+                  "|---|---:|---:|---:|---:|---|"]
     for s in results["systems"]:
         first = s["levels"][0] if s.get("levels") else None
         lines.append(
@@ -139,7 +143,8 @@ def markdown(results: dict) -> str:
                 f"{_f(r.get('peak_rss_mb_ours'), 0)} = {_f(r.get('peak_rss_peer_over_ours'), 1)}× | "
                 f"{r['capacity_ours']} / {r['capacity_peer']} |"
             )
-    lines += ["", "## What each system calls final", ""]
+    if results["systems"]:
+        lines += ["", "## What each system calls final", ""]
     for s in results["systems"]:
         if s["system"] != "voicetriage" or s is results["systems"][0]:
             lines.append(f"- **{s['label']}**: final = {s.get('final', '')}; partial = {s.get('partial', '')}.")
@@ -154,8 +159,8 @@ def markdown(results: dict) -> str:
     if exps:
         lines += ["", "## Configuration experiments (ours)", "",
                   "| variant | calls | final p50 s | final p95 s | first text p50 s | first text p95 s | hint p50 s | "
-                  "CPU s / audio s | CER | WER | loops | load |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "CPU s / audio s | inference busy | CER | WER | loops | load |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for e in exps:
             for lv in e.get("levels", []):
                 sm, err = lv["summary"], lv["summary"].get("errors", {})
@@ -163,6 +168,7 @@ def markdown(results: dict) -> str:
                     f"| {e['label']} | {lv['calls']} | {_f(sm['final_s']['p50'])} | {_f(sm['final_s']['p95'])} | "
                     f"{_f(sm['first_partial_s']['p50'])} | {_f(sm['first_partial_s']['p95'])} | "
                     f"{_f(sm['hint_s']['p50'])} | {_f(lv['usage']['cpu_s_per_audio_s'], 3)} | "
+                    f"{_f(lv['usage'].get('inference_busy'))} | "
                     f"{_f(err.get('cer', {}).get('value'), 3)} | {_f(err.get('wer', {}).get('value'), 3)} | "
                     f"{sm.get('loops', 0)} | {lv['load_average'][0] if lv.get('load_average') else '–'} |"
                 )

@@ -213,7 +213,7 @@ def setup_peer(name: str, force: bool = False) -> PeerInstall:
 def setup_peers(names: list[str] | None = None, force: bool = False) -> list[PeerInstall]:
     out = []
     for name in names or list(PEERS):
-        print(f"[setup-peers] {name}: installing into {venv_dir(name)} ...", file=sys.stderr, flush=True)
+        print(f"[setup-peers] {name}: venv {venv_dir(name)} ...", file=sys.stderr, flush=True)
         r = setup_peer(name, force=force)
         state = "ok" if r.ok else "FAILED"
         print(f"[setup-peers] {name}: {state}: {r.detail} ({r.seconds:.0f} s) {r.versions}", file=sys.stderr, flush=True)
