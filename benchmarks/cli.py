@@ -43,25 +43,27 @@ def _warmup_wav() -> Path:
     return p
 
 
-def _ours(name: str, log_dir: Path, stream: dict | None = None, asr: dict | None = None, label: str | None = None):
+def _ours(name: str, log_dir: Path, stream: dict | None = None, asr: dict | None = None, label: str | None = None,
+          label_suffix: str = ""):
     model, ct = name.rsplit("-", 1)
-    return VoiceTriage(label or f"voicetriage {model} {ct}", log_dir, model=model, compute_type=ct,
+    return VoiceTriage(label or f"voicetriage {model} {ct}{label_suffix}", log_dir, model=model, compute_type=ct,
                        stream=stream, asr=asr)
 
 
-def _peer(name: str, log_dir: Path, model_dir: Path):
+def _peer(name: str, log_dir: Path, model_dir: Path, calls: str = "mixed"):
+    suffix = " (English calls)" if calls == "english" else ""
     if name == "whisper-live":
         from .peers.whisperlive_peer import WhisperLive
 
-        return WhisperLive("WhisperLive 0.10.0 base int8", log_dir, model_dir)
+        return WhisperLive(f"WhisperLive 0.10.0 base int8{suffix}", log_dir, model_dir)
     if name == "whisperlivekit":
         from .peers.whisperlivekit_peer import WhisperLiveKit
 
-        return WhisperLiveKit("WhisperLiveKit 0.2.26 base", log_dir, model_dir, _warmup_wav())
+        return WhisperLiveKit(f"WhisperLiveKit 0.2.26 base{suffix}", log_dir, model_dir, _warmup_wav())
     if name == "whisper-streaming":
         from .peers.whisper_streaming_peer import WhisperStreaming
 
-        return WhisperStreaming("whisper-streaming 0.1.0 base int8", log_dir, model_dir)
+        return WhisperStreaming(f"whisper-streaming 0.1.0 base int8{suffix}", log_dir, model_dir)
     raise ValueError(name)
 
 
@@ -102,7 +104,8 @@ async def run_benchmark(args: argparse.Namespace) -> dict:
     plan = Plan(levels=tuple(args.levels), p95_limit_s=args.p95_limit, drain_s=args.drain,
                 stop_after_fail=args.stop_after_fail)
     results: dict = {
-        "run_id": run_id, "mode": "full", "machine": machine.describe(), "plan": plan.__dict__,
+        "run_id": run_id, "mode": "full", "machine": machine.describe(),
+        "plan": {**plan.__dict__, "peer_levels": list(args.peer_levels), "peer_timeout_s": args.peer_timeout},
         "config_defaults": _config_defaults(), "systems": [], "peers": {}, "experiments": [],
     }
     wanted = list(SYSTEMS) if args.systems is None else args.systems
@@ -136,16 +139,16 @@ async def run_benchmark(args: argparse.Namespace) -> dict:
                 results["systems"].append({"system": name, "label": name, "levels": [], "capacity": 0,
                                            "status": f"could not run: {results['peers'][name]['detail']}"})
                 continue
-            system = _peer(name, log_dir, model_dir)
+            system = _peer(name, log_dir, model_dir, args.calls)
             # peers run every peer level (to show growth even past their capacity), and get
             # at most peer_timeout s after the end of the audio to deliver what they still owe
             sys_plan = Plan(**{**plan.__dict__, "levels": peer_levels, "stop_after_fail": False,
                                "call_timeout_s": args.peer_timeout})
-            calls = mixed
+            calls = english if args.calls == "english" else mixed
         else:
-            system = _ours(name, log_dir)
+            system = _ours(name, log_dir, label_suffix=" (English calls)" if args.calls == "english" else "")
             sys_plan = plan
-            calls = english if name.startswith("tiny.en") else mixed
+            calls = english if (name.startswith("tiny.en") or args.calls == "english") else mixed
         _log(f"== {system.label} (load average {machine.load_average()})")
         res = await run_system(system, lambda n, c=calls: c[:n], sys_plan, _log)
         res["capacity_open"] = bool(res["levels"]) and res["levels"][-1]["passed"]
@@ -208,12 +211,15 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="the full benchmark (about 20 minutes)")
     r.add_argument("--systems", nargs="*", choices=SYSTEMS,
                    help=f"default: all ({', '.join(SYSTEMS)}); give none to run only --experiment variants")
-    r.add_argument("--levels", nargs="+", type=int, default=[1, 2, 4, 8, 12, 16, 24])
+    r.add_argument("--levels", nargs="+", type=int, default=[1, 2, 4, 6, 8, 12, 16, 24])
     r.add_argument("--peer-levels", nargs="+", type=int, default=[1, 2],
                    help="concurrency levels for the peers (default 1 2: they are far over the limit at 1 already)")
     r.add_argument("--peer-timeout", type=float, default=20.0,
                    help="seconds a peer gets after the end of a call's audio (default 20)")
     r.add_argument("--call-s", type=float, default=30.0, help="length of each stitched call (default 30 s)")
+    r.add_argument("--calls", choices=("mixed", "english"), default="mixed",
+                   help="call set for base models and peers: mixed Chinese+English (default) or English only "
+                        "(language detection is easy there: the peers' best case)")
     r.add_argument("--drain", type=float, default=6.0, help="seconds of trailing silence to wait for finals")
     r.add_argument("--p95-limit", type=float, default=1.5)
     r.add_argument("--experiment", action="append",

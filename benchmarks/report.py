@@ -31,6 +31,18 @@ def _f(v, digits=2, unit="") -> str:
     return f"{v:.{digits}f}{unit}"
 
 
+def _finals(sm: dict) -> str:
+    """'p50 / p95' of the finals, or why there is none."""
+    f = sm["final_s"]
+    if f["p50"] is None:
+        return "no final in time"
+    return f"{_f(f['p50'])} / {_f(f['p95'])}"
+
+
+def _capacity(s: dict) -> str:
+    return f"{s.get('capacity', 0)}{'+' if s.get('capacity_open') else ''}"
+
+
 def level_at(system: dict, calls: int) -> dict | None:
     return next((lv for lv in system.get("levels", []) if lv["calls"] == calls), None)
 
@@ -122,7 +134,7 @@ def markdown(results: dict) -> str:
     for s in results["systems"]:
         first = s["levels"][0] if s.get("levels") else None
         lines.append(
-            f"| {s['label']} | {s.get('capacity', 0)}{'+' if s.get('capacity_open') else ''} | "
+            f"| {s['label']} | {_capacity(s)} | "
             f"{_f(first['usage']['idle_rss_mb'], 0) if first else '–'} | {_f(s.get('memory_per_call_mb'), 1)} | "
             f"{_f(s.get('start_s'), 1)} | {s.get('status', '')} |"
         )
@@ -134,6 +146,15 @@ def markdown(results: dict) -> str:
                   "peak RSS MB (peer / ours) | capacity (ours / peer) |",
                   "|---|---|---|---|---|---|"]
         for r in rs:
+            if r.get("final_p50_peer") is None:
+                lines.append(
+                    f"| {r['peer']} | no final within the time allowed / {_f(r.get('final_p50_ours'))} | – | "
+                    f"{_f(r.get('first_text_p50_peer'))} / {_f(r.get('first_text_p50_ours'))} = "
+                    f"{_f(r.get('first_text_p50_peer_over_ours'), 1)}× | {_f(r.get('peak_rss_mb_peer'), 0)} / "
+                    f"{_f(r.get('peak_rss_mb_ours'), 0)} = {_f(r.get('peak_rss_peer_over_ours'), 1)}× | "
+                    f"{r['capacity_ours']} / {r['capacity_peer']} |"
+                )
+                continue
             lines.append(
                 f"| {r['peer']} | {_f(r.get('final_p50_peer'))} / {_f(r.get('final_p50_ours'))} = "
                 f"{_f(r.get('final_p50_peer_over_ours'), 1)}× | {_f(r.get('final_p95_peer'))} / "
@@ -277,7 +298,7 @@ def readme_section(results: dict, md_rel: str) -> str:
              f"Latest run ({results['run_id']}, {m['cpu_model']}, {m['cores']} cores, load average "
              f"{m['load_average_at_start']} at start; full table in [{md_rel}]({md_rel})):",
              "",
-             "| system | capacity (p95 final < 1.5 s) | final p50 / p95 s (1 call) | first text p50 s | "
+             "| system | capacity (calls) | end of speech → final p50 / p95 s (1 call) | first text p50 s | "
              "human-request hint p50 s | peak RSS MB (1 call) |",
              "|---|---:|---|---:|---:|---:|"]
     for s in results["systems"]:
@@ -287,10 +308,17 @@ def readme_section(results: dict, md_rel: str) -> str:
             continue
         sm = lv["summary"]
         lines.append(
-            f"| {s['label']} | {s.get('capacity', 0)} | {_f(sm['final_s']['p50'])} / {_f(sm['final_s']['p95'])} | "
+            f"| {s['label']} | {_capacity(s)} | {_finals(sm)} | "
             f"{_f(sm['first_partial_s']['p50'])} | {_f(sm['hint_s']['p50'])} | {_f(lv['usage']['peak_rss_mb'], 0)} |"
         )
-    lines.append("")
+    lines += ["",
+              "Capacity: most concurrent real-time calls with p95 end-of-speech-to-final under "
+              f"{results['plan']['p95_limit_s']} s (`+`: the highest level tried still passed). First text is "
+              "timed from the speech onset; the hint from the end of the spoken request (negative: the hint "
+              "came while the caller was still speaking). Peers that deliver no final within "
+              f"{results['plan'].get('peer_timeout_s', 20):g} s of the call's end show \"no final in time\". "
+              "Machines here are shared; read the numbers as ratios within one run.",
+              ""]
     return "\n".join(lines)
 
 
