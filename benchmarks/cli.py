@@ -96,7 +96,7 @@ async def run_benchmark(args: argparse.Namespace) -> dict:
     from voicetriage.registry import resolve_model
 
     from .peers.setup import PEERS as PEER_SPECS
-    from .peers.setup import check_peer, setup_peers
+    from .peers.setup import check_peer, install_record, setup_peers
 
     run_id = time.strftime("%Y%m%d-%H%M%S")
     out_dir = Path(args.out)
@@ -112,9 +112,12 @@ async def run_benchmark(args: argparse.Namespace) -> dict:
     mixed = build_calls(max(plan.levels), target_s=args.call_s)
     english = build_calls(max(plan.levels), languages=("en",), target_s=args.call_s)
     results["corpus"] = {
-        "description": (f"{len(mixed)} stitched calls of ~{args.call_s:.0f} s from real Cantonese, Wu, Mandarin "
-                        "and English clips (16 kHz, trimmed to speech, 1.2-2.5 s silences) with a spoken "
-                        "human request; English-only calls for tiny.en"),
+        "description": (
+            f"{len(mixed)} stitched calls of ~{args.call_s:.0f} s from real English clips (16 kHz, trimmed to "
+            "speech, 1.2-2.5 s silences) with a spoken human request" if args.calls == "english" else
+            f"{len(mixed)} stitched calls of ~{args.call_s:.0f} s from real Cantonese, Wu, Mandarin and English "
+            "clips (16 kHz, trimmed to speech, 1.2-2.5 s silences) with a spoken human request; English-only "
+            "calls for tiny.en"),
         "mixed": [c.describe() for c in mixed[:4]],
         "english": [c.describe() for c in english[:4]],
     }
@@ -125,14 +128,7 @@ async def run_benchmark(args: argparse.Namespace) -> dict:
     for name in wanted:
         if name in PEERS:
             ok, why = check_peer(name)
-            from .peers.setup import _stamp  # the install record, for the report
-
-            try:
-                import json as _json
-
-                st = _json.loads(_stamp(name).read_text())
-            except (OSError, ValueError):
-                st = {}
+            st = install_record(name)
             results["peers"][name] = {"ok": ok, "detail": why if ok else st.get("detail", why),
                                       "versions": st.get("versions", {}), "notes": PEER_SPECS[name].notes}
             if not ok:

@@ -156,6 +156,14 @@ def _versions(py: Path) -> dict[str, str]:
         return {}
 
 
+def install_record(name: str) -> dict:
+    """What the last ``setup-peers`` recorded for a peer (ok, detail, versions), or {}."""
+    try:
+        return json.loads(_stamp(name).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def check_peer(name: str) -> tuple[bool, str]:
     """Whether the peer's venv exists, matches the plan and imports."""
     spec = PEERS[name]
@@ -221,4 +229,5 @@ def setup_peers(names: list[str] | None = None, force: bool = False) -> list[Pee
     return out
 
 
-__all__ = ["PEERS", "PeerSpec", "PeerInstall", "setup_peers", "setup_peer", "check_peer", "venv_python", "VENVS"]
+__all__ = ["PEERS", "PeerSpec", "PeerInstall", "setup_peers", "setup_peer", "check_peer", "install_record",
+           "venv_python", "VENVS"]
