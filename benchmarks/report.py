@@ -317,7 +317,9 @@ def readme_section(results: dict, md_rel: str) -> str:
               "timed from the speech onset; the hint from the end of the spoken request (negative: the hint "
               "came while the caller was still speaking). Peers that deliver no final within "
               f"{results['plan'].get('peer_timeout_s', 20):g} s of the call's end show \"no final in time\". "
-              "Machines here are shared; read the numbers as ratios within one run.",
+              "Machines here are shared; read the numbers as ratios within one run. Also in "
+              "`benchmarks/results/`: `english/` (English-only calls, where the peers detect the language at "
+              "once: their best case) and `experiments/` (configuration variants against a same-run baseline).",
               ""]
     return "\n".join(lines)
 
