@@ -97,3 +97,26 @@ async def test_engine_error_reaches_caller_and_worker_survives():
         assert ok.text == "fine"
     finally:
         w.stop()
+
+
+async def test_two_threads_decode_two_calls_at_once():
+    class Overlap(FakeEngine):
+        def __init__(self):
+            super().__init__()
+            self.barrier = threading.Barrier(2, timeout=5)
+            self.gate.set()
+
+        def transcribe_batch(self, reqs):
+            self.barrier.wait()  # passes only if two batches run at the same time
+            return super().transcribe_batch(reqs)
+
+    eng = Overlap()
+    w = InferenceWorker(eng, max_batch=1, threads=2)
+    w.start()
+    try:
+        a = w.submit("A", "caller", req("A"), final=True)
+        b = w.submit("B", "caller", req("B"), final=True)
+        ra, rb = await asyncio.wait_for(asyncio.gather(a, b), 10)
+        assert (ra.text, rb.text) == ("A", "B")
+    finally:
+        w.stop()

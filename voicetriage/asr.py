@@ -44,6 +44,7 @@ def load_whisper(config: AsrConfig):
             device=config.device,
             compute_type=config.compute_type,
             cpu_threads=threads,
+            num_workers=inference_workers(config),
             local_files_only=True,
         )
     except (RuntimeError, ValueError, OSError) as e:
@@ -76,6 +77,14 @@ def normalise_language(hint: str | None, multilingual: bool = True) -> str | Non
     if not multilingual and primary != "en":
         raise ValueError(f"language {hint!r} needs a multilingual model; this one is English-only")
     return primary
+
+
+def inference_workers(config: AsrConfig) -> int:
+    """How many decodes may run at once (``config.inference_workers``, 0: auto)."""
+    if config.inference_workers > 0:
+        return config.inference_workers
+    cores = os.cpu_count() or 1
+    return max(1, cores // max(1, config.cpu_threads or cores))
 
 
 @dataclass(frozen=True)
@@ -209,4 +218,4 @@ class AsrEngine:
         return results
 
 
-__all__ = ["AsrEngine", "AsrRequest", "load_whisper", "normalise_language", "SAMPLE_RATE"]
+__all__ = ["AsrEngine", "AsrRequest", "load_whisper", "inference_workers", "normalise_language", "SAMPLE_RATE"]

@@ -33,6 +33,9 @@ class AsrConfig:
     # utterance faster (0.15 vs 0.21 s) and the benchmark's p95 end-of-speech-to-final at
     # 4 calls fell from 2.04 to 1.01 s; 30 s batch windows are within 10% either way.
     cpu_threads: int = 1  # 0: one per core
+    # parallel inference threads sharing the one model (CTranslate2 num_workers);
+    # 0: one per ``cpu_threads`` cores, so a 2-core machine runs two decodes at once
+    inference_workers: int = 0
     beam_size: int = 1
     language: str | None = None  # force a language for every call
     min_window_s: float = 10.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Iterable, Sequence
 
-from .asr import AsrEngine, normalise_language
+from .asr import AsrEngine, inference_workers, normalise_language
 from .audio.codecs import AudioSpec
 from .config import Config
 from .errors import ProtocolError
@@ -24,7 +24,9 @@ class Engine:
         self.config = config
         self.asr = asr
         self.vad = vad
-        self.worker = InferenceWorker(asr, max_batch=config.asr.max_batch)
+        self.worker = InferenceWorker(
+            asr, max_batch=config.asr.max_batch, threads=inference_workers(config.asr)
+        )
         self.worker.start()
         self._forced_language = normalise_language(config.asr.language, asr.multilingual)
 

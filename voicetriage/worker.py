@@ -55,18 +55,24 @@ class WorkerStats:
 
 
 class InferenceWorker:
-    """Runs :class:`AsrEngine` on a dedicated thread for every call."""
+    """Runs :class:`AsrEngine` on dedicated threads for every call.
 
-    def __init__(self, engine: AsrEngine, max_batch: int = 4) -> None:
+    ``threads`` > 1 runs that many batches at once on the shared model (the
+    model must have been loaded with as many CTranslate2 workers); each
+    thread takes the next batch from the same fair schedule.
+    """
+
+    def __init__(self, engine: AsrEngine, max_batch: int = 4, threads: int = 1) -> None:
         self.engine = engine
         self.max_batch = max(1, max_batch)
+        self.n_threads = max(1, threads)
         self._cond = threading.Condition()
         self._finals: dict[str, deque[_Job]] = {}
         self._partials: dict[tuple[str, str], _Job] = {}
         self._order: deque[str] = deque()  # call ids, round-robin
         self._seq = itertools.count()
         self._stop = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._batches = 0
         self._requests = 0
         self._busy = 0.0
@@ -74,17 +80,20 @@ class InferenceWorker:
         self._max_wait = 0.0
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="voicetriage-inference", daemon=True)
-            self._thread.start()
+        while len(self._threads) < self.n_threads:
+            t = threading.Thread(
+                target=self._run, name=f"voicetriage-inference-{len(self._threads)}", daemon=True
+            )
+            t.start()
+            self._threads.append(t)
 
     def stop(self) -> None:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
+        for t in self._threads:
+            t.join(timeout=30)
+        self._threads = []
 
     def stats(self) -> WorkerStats:
         with self._cond:
