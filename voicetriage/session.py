@@ -58,6 +58,7 @@ class _Track:
     partial_at: float = 0.0  # utterance audio length at the last partial request
     partial_busy: bool = False
     language: str | None = None  # detected language of the utterance in progress
+    shown: bool = False  # a partial of the utterance in progress went out
     last_final: asyncio.Future | None = None
 
 
@@ -256,7 +257,8 @@ class CallSession:
 
     def _handle_segment(self, t: _Track, ev) -> None:
         if isinstance(ev, SpeechEnded):
-            self._request_final(t, ev)
+            self._request_final(t, ev, t.shown)
+            t.shown = False
             t.agreement.reset()
             t.partial_at = 0.0
             t.language = None
@@ -299,6 +301,7 @@ class CallSession:
             t.language = result.language
         stable, unstable = t.agreement.update(result.text)
         if stable or unstable:
+            t.shown = True
             self._emit(
                 Partial(
                     self.info.call_id, t.name, utt, round(start, 3), round(start + length, 3),
@@ -308,19 +311,19 @@ class CallSession:
         # audio kept arriving while we decoded: ask again if it is time
         self._maybe_partial(t)
 
-    def _request_final(self, t: _Track, ev: SpeechEnded) -> None:
+    def _request_final(self, t: _Track, ev: SpeechEnded, shown: bool) -> None:
         if len(ev.audio) == 0:
             return
         fut = self._worker.submit(
             self.info.call_id, t.name, AsrRequest(ev.audio, self._language_for(t)), final=True
         )
         previous = t.last_final
-        task = asyncio.ensure_future(self._on_final(t, ev, fut, previous))
+        task = asyncio.ensure_future(self._on_final(t, ev, fut, previous, shown))
         t.last_final = task
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _on_final(self, t: _Track, ev: SpeechEnded, fut, previous) -> None:
+    async def _on_final(self, t: _Track, ev: SpeechEnded, fut, previous, shown: bool) -> None:
         try:
             result = await fut
         except Exception as e:  # noqa: BLE001
@@ -331,8 +334,10 @@ class CallSession:
         if isinstance(result, BaseException) or result is None:
             return
         text = result.text
-        # Whisper's "no speech" guess plus a poor score: a cough, not words
-        if result.no_speech_prob > 0.6 and result.avg_logprob < -1.0:
+        # Whisper's "no speech" guess plus a poor score: a cough, not words. But once
+        # partials showed text, the final is sent (its scores say how sure it is)
+        # rather than letting that text vanish.
+        if result.no_speech_prob > 0.6 and result.avg_logprob < -1.0 and not shown:
             text = ""
         if not text:
             return
