@@ -12,6 +12,8 @@ import re
 import unicodedata
 from functools import lru_cache
 
+from voicetriage.metrics import edit_distance
+
 CJK_LANGS = {"cmn", "yue", "wuu", "hak", "nan", "zh"}
 
 
@@ -49,16 +51,6 @@ def units(text: str, language: str) -> list[str]:
     if language in CJK_LANGS:
         return re.findall(r"[a-z0-9']+|\S", norm)
     return _spell_numbers(norm.split())
-
-
-def edit_distance(a: list[str], b: list[str]) -> int:
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        cur = [i] + [0] * len(b)
-        for j, y in enumerate(b, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y))
-        prev = cur
-    return prev[-1]
 
 
 def error_counts(reference: str, hypothesis: str, language: str) -> tuple[int, int]:

@@ -26,7 +26,8 @@ def normalise(text: str, to_simplified: bool = True) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def _distance(ref: list[str], hyp: list[str]) -> int:
+def edit_distance(ref: list[str], hyp: list[str]) -> int:
+    """Levenshtein distance between two token lists."""
     prev = list(range(len(hyp) + 1))
     for i, r in enumerate(ref, 1):
         cur = [i] + [0] * len(hyp)
@@ -40,11 +41,11 @@ def cer(reference: str, hypothesis: str) -> float:
     """Character error rate after :func:`normalise` (spaces ignored)."""
     ref = list(normalise(reference).replace(" ", ""))
     hyp = list(normalise(hypothesis).replace(" ", ""))
-    return _distance(ref, hyp) / max(1, len(ref))
+    return edit_distance(ref, hyp) / max(1, len(ref))
 
 
 def wer(reference: str, hypothesis: str) -> float:
     """Word error rate after :func:`normalise`."""
     ref = normalise(reference).split()
     hyp = normalise(hypothesis).split()
-    return _distance(ref, hyp) / max(1, len(ref))
+    return edit_distance(ref, hyp) / max(1, len(ref))
