@@ -204,14 +204,7 @@ class CallSession:
             duration_s=round(time.monotonic() - self._opened, 3),
         )
         self._summary = summary
-        for obs in self._observers:
-            try:
-                extra = obs.on_close(summary)
-            except Exception:  # noqa: BLE001 - an observer must not lose the summary
-                log.exception("call %s: observer failed on close", self.info.call_id)
-                extra = []
-            for ev in extra or ():
-                self._emit_fn(ev)
+        self._notify("on_close", summary)
         self._emit_fn(summary)
         return summary
 
@@ -227,11 +220,18 @@ class CallSession:
     def _emit(self, event: object) -> None:
         """Emit an event, then whatever the observers derive from it."""
         self._emit_fn(event)
+        self._notify("on_event", event)
+
+    def _notify(self, method: str, *args: object) -> None:
+        """Call one observer hook on every observer and emit what they return.
+
+        A broken observer is logged and skipped: it must not end the call or
+        lose its summary."""
         for obs in self._observers:
             try:
-                extra = obs.on_event(event)
-            except Exception:  # noqa: BLE001 - a broken observer must not end the call
-                log.exception("call %s: observer failed", self.info.call_id)
+                extra = getattr(obs, method)(*args)
+            except Exception:  # noqa: BLE001
+                log.exception("call %s: observer %s failed", self.info.call_id, method)
                 continue
             for ev in extra or ():
                 self._emit_fn(ev)
@@ -240,14 +240,7 @@ class CallSession:
         if len(samples) == 0:
             return
         t0 = t.segmenter.samples / TARGET_RATE
-        for obs in self._observers:
-            try:
-                extra = obs.on_audio(t.name, samples, t0)
-            except Exception:  # noqa: BLE001
-                log.exception("call %s: observer failed on audio", self.info.call_id)
-                continue
-            for ev in extra or ():
-                self._emit_fn(ev)
+        self._notify("on_audio", t.name, samples, t0)
         self._segment(t, samples)
         self._maybe_partial(t)
 
