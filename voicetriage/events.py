@@ -46,6 +46,15 @@ class AsrResult:
     no_speech_prob: float
     tokens: int = 0
     compression_ratio: float = 0.0
+    # the detector's top candidates, most likely first: ((code, probability), ...)
+    language_candidates: tuple[tuple[str, float], ...] = ()
+    # where ``language`` came from: "detected", "client" (the call's hint), "config"
+    # ([asr] language) or "model" (an English-only model)
+    language_source: str = "detected"
+    temperature: float = 0.0  # the decoding temperature that produced the text
+    # Cantonese-vs-Mandarin probe: avg log-prob decoded under a Cantonese prompt minus
+    # under a Mandarin prompt (None: not run for this utterance)
+    dialect_probe: float | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,13 @@ class Final:
     no_speech_prob: float
     reason: str
     speech_s: float = 0.0
+    # see AsrResult: the detector's top candidates, where the language came from,
+    # the decoding safeguards' outcome and the Cantonese-vs-Mandarin probe
+    language_candidates: tuple[tuple[str, float], ...] = ()
+    language_source: str = "detected"
+    compression_ratio: float = 0.0
+    temperature: float = 0.0
+    dialect_probe: float | None = None
 
 
 @dataclass(frozen=True)
