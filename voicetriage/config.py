@@ -38,6 +38,45 @@ class AsrConfig:
     inference_workers: int = 0
     beam_size: int = 1
     language: str | None = None  # force a language for every call
+    # The languages callers may speak (e.g. ["zh", "en"]): detection is restricted to
+    # them and the detector's probabilities renormalised over them. Empty: any.
+    languages: tuple[str, ...] = ()
+    # Call-level language prior: each earlier final of a track adds gain x its detector
+    # probability to its language's factor (1 + ...), capped at language_prior_max; an
+    # utterance switches language only if the detector is that many times surer of it.
+    language_prior_gain: float = 2.0
+    language_prior_max: float = 9.0
+    # faster-whisper's decoding safeguards, on finals: a decode whose compression ratio
+    # is above the threshold (or that repeats a run, see asr.is_loop) or whose average
+    # log-probability is below log_prob_threshold (unless no_speech_prob says silence)
+    # is sampled again at the next temperature, best of best_of samples.
+    compression_ratio_threshold: float = 2.4
+    log_prob_threshold: float = -1.0
+    no_speech_threshold: float = 0.6
+    temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    best_of: int = 3
+    no_repeat_ngram_size: int = 0
+    # prompt a final's decoder with the track's previous final (same language only)
+    condition_on_previous_text: bool = False
+    # Cantonese-vs-Mandarin two-prompt probe on zh finals (multilingual models only),
+    # for the first dialect_probe_finals zh finals of each track (2 extra greedy decodes each)
+    dialect_probe: bool = True
+    dialect_probe_finals: int = 3
+
+    def __post_init__(self) -> None:
+        where = "asr"
+        if not all(isinstance(x, str) and x for x in self.languages):
+            raise ConfigError(f"{where}.languages: expected language codes, got {list(self.languages)!r}")
+        if not self.temperatures or not all(
+            isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t <= 1 for t in self.temperatures
+        ) or list(self.temperatures) != sorted(self.temperatures):
+            raise ConfigError(f"{where}.temperatures: expected ascending numbers in [0, 1], got {list(self.temperatures)!r}")
+        if self.best_of < 1:
+            raise ConfigError(f"{where}.best_of: must be at least 1, got {self.best_of}")
+        if self.language_prior_max < 1 or self.language_prior_gain < 0:
+            raise ConfigError(f"{where}.language_prior_max must be >= 1 and language_prior_gain >= 0")
+        if self.dialect_probe_finals < 0 or self.no_repeat_ngram_size < 0:
+            raise ConfigError(f"{where}.dialect_probe_finals and no_repeat_ngram_size must be >= 0")
     min_window_s: float = 10.0
     window_step_s: float = 5.0
     max_batch: int = 4
@@ -56,6 +95,9 @@ class StreamConfig:
     pre_roll_ms: int = 200
     partial_interval_s: float = 1.0
     min_partial_audio_s: float = 0.3  # was 0.5: first partial 0.2 s sooner (benchmarks/results/)
+    # a partial as soon as a pause of this long starts inside an utterance (0: off), so
+    # the end of a phrase is seen before the final; once per pause
+    pause_partial_ms: int = 200
 
 
 @dataclass(frozen=True)
@@ -85,7 +127,11 @@ def _section(cls: type, values: Mapping[str, Any], where: str) -> Any:
     kwargs = {}
     for name, value in values.items():
         default = getattr(cls(), name)
-        if default is not None and not isinstance(value, type(default)):
+        if isinstance(default, tuple):
+            if not isinstance(value, (list, tuple)):
+                raise ConfigError(f"{where}.{name}: expected a list, got {value!r}")
+            value = tuple(value)
+        elif default is not None and not isinstance(value, type(default)):
             # ints are fine where floats are expected
             if not (isinstance(default, float) and isinstance(value, int)):
                 raise ConfigError(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from .asr import AsrEngine, inference_workers, normalise_language
 from .audio.codecs import AudioSpec
 from .config import Config
-from .errors import ProtocolError
+from .errors import ConfigError, ProtocolError
 from .events import CallInfo
 from .session import CallObserver, CallSession, Emit
 from .vad import VadModel
@@ -29,6 +30,11 @@ class Engine:
         )
         self.worker.start()
         self._forced_language = normalise_language(config.asr.language, asr.multilingual)
+        try:
+            allowed = tuple(dict.fromkeys(normalise_language(x, asr.multilingual) for x in config.asr.languages))
+        except ValueError as e:
+            raise ConfigError(f"asr.languages: {e}") from None
+        self.asr_config = dataclasses.replace(config.asr, languages=allowed)
 
     @classmethod
     def load(cls, config: Config) -> "Engine":
@@ -47,15 +53,27 @@ class Engine:
         *,
         tracks: Sequence[str] = ("caller",),
         observers: Iterable[CallObserver] = (),
+        track_languages: Mapping[str, str | None] | None = None,
     ) -> CallSession:
         """Start the pipeline of one call. Raises ProtocolError for a language
-        hint the model cannot use."""
-        language = self._forced_language
-        if language is None and info.language_hint:
-            try:
-                language = normalise_language(info.language_hint, self.asr.multilingual)
-            except ValueError as e:
-                raise ProtocolError(str(e), code="unsupported_language") from None
+        hint the model cannot use.
+
+        ``[asr] language`` wins over everything (source "config"); else the
+        call's ``language_hint`` (source "client") is decoded on every track
+        except those named in ``track_languages`` (a hint, or None: detect).
+        """
+        language, source = self._forced_language, "config"
+        per_track: dict[str, str | None] = {}
+        try:
+            if language is None:
+                source = "client"
+                if info.language_hint:
+                    language = normalise_language(info.language_hint, self.asr.multilingual)
+                per_track = {
+                    k: normalise_language(v, self.asr.multilingual) for k, v in (track_languages or {}).items()
+                }
+        except ValueError as e:
+            raise ProtocolError(str(e), code="unsupported_language") from None
         return CallSession(
             info,
             spec,
@@ -66,6 +84,9 @@ class Engine:
             language=language,
             tracks=tracks,
             observers=observers,
+            track_languages=per_track,
+            language_source=source,
+            asr_config=self.asr_config,
         )
 
     def close(self) -> None:

@@ -85,6 +85,11 @@ class Segmenter:
         return self._audio[self._utt_start - self._audio_start :]
 
     @property
+    def trailing_silence_s(self) -> float:
+        """Silence at the end of the utterance in progress (0 outside one)."""
+        return self._silence_run * WINDOW / RATE if self.active is not None else 0.0
+
+    @property
     def active_speech_s(self) -> float:
         return self._voiced * WINDOW / RATE
 

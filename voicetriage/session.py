@@ -14,14 +14,14 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol, Sequence
+from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
 from .agreement import LocalAgreement
 from .asr import AsrRequest
 from .audio.codecs import TARGET_RATE, AudioSpec, StreamDecoder
-from .config import StreamConfig
+from .config import AsrConfig, StreamConfig
 from .errors import AudioFormatError
 from .events import CallInfo, CallSummary, Dtmf, Final, Partial
 from .segmenter import Segmenter, SpeechEnded
@@ -57,9 +57,17 @@ class _Track:
     agreement: LocalAgreement = field(default_factory=LocalAgreement)
     partial_at: float = 0.0  # utterance audio length at the last partial request
     partial_busy: bool = False
-    language: str | None = None  # detected language of the utterance in progress
+    # provisional language of the utterance in progress (from its first confident
+    # partial): partials are decoded in it, finals never inherit it
+    language: str | None = None
     shown: bool = False  # a partial of the utterance in progress went out
     last_final: asyncio.Future | None = None
+    # the call-level language prior: detector probability summed per language over
+    # this track's earlier detected finals
+    evidence: dict[str, float] = field(default_factory=dict)
+    previous: tuple[str, str] | None = None  # (text, language) of the last final
+    probes: int = 0  # finals that carried a dialect probe
+    pause_partial: bool = False  # the current pause already asked for a partial
 
 
 class CallSession:
@@ -77,7 +85,16 @@ class CallSession:
         language: str | None = None,
         tracks: Sequence[str] = ("caller",),
         observers: Iterable[CallObserver] = (),
+        track_languages: Mapping[str, str | None] | None = None,
+        language_source: str = "client",
+        asr_config: AsrConfig | None = None,
     ) -> None:
+        """``language`` (a Whisper code) is decoded on every track, reported with
+        probability 1.0 and ``language_source`` ("client": the call's hint,
+        "config": [asr] language). ``track_languages`` overrides it per track
+        (a code, or None: detect on that track), as source "client".
+        ``asr_config`` supplies the allowed languages, the prior and the
+        dialect-probe options (default: :class:`AsrConfig` defaults)."""
         if spec.channels == 2 and len(tracks) != 2:
             raise AudioFormatError("stereo audio needs two track labels (e.g. caller, agent)")
         if len(set(tracks)) != len(tracks) or not tracks:
@@ -86,6 +103,12 @@ class CallSession:
         self.spec = spec
         self.config = config
         self.language = language
+        self.language_source = language_source
+        self.asr_config = asr_config or AsrConfig()
+        unknown = set(track_languages or {}) - set(tracks)
+        if unknown:
+            raise AudioFormatError(f"track_languages names unknown track(s) {sorted(unknown)}; this call has {list(tracks)}")
+        self.track_languages = dict(track_languages or {})
         self._worker = worker
         self._emit_fn = emit
         self._observers = list(observers)
@@ -255,25 +278,65 @@ class CallSession:
             t.agreement.reset()
             t.partial_at = 0.0
             t.language = None
+            t.pause_partial = False
 
-    def _language_for(self, t: _Track) -> str | None:
-        return self.language or t.language
+    def _forced(self, t: _Track) -> tuple[str | None, str]:
+        """The language a track is decoded in whatever it sounds like, and who set it."""
+        if t.name in self.track_languages:
+            return self.track_languages[t.name], "client"
+        return self.language, self.language_source
+
+    def _prior(self, t: _Track) -> tuple[tuple[str, float], ...]:
+        c = self.asr_config
+        return tuple(
+            (lang, min(c.language_prior_max, 1.0 + c.language_prior_gain * e)) for lang, e in t.evidence.items()
+        )
+
+    def _request(self, t: _Track, audio: np.ndarray, final: bool) -> AsrRequest:
+        c = self.asr_config
+        forced, source = self._forced(t)
+        if final:
+            language = forced
+            prompt = t.previous if c.condition_on_previous_text else None
+            return AsrRequest(
+                audio, language, language_source=source if forced else None,
+                languages=c.languages, prior=self._prior(t),
+                prompt=prompt[0] if prompt else None, prompt_language=prompt[1] if prompt else None,
+                final=True, dialect_probe=c.dialect_probe and t.probes < c.dialect_probe_finals,
+            )
+        if forced:
+            return AsrRequest(audio, forced, language_source=source, languages=c.languages)
+        return AsrRequest(
+            audio, t.language, language_source="provisional" if t.language else None,
+            languages=c.languages, prior=self._prior(t),
+        )
 
     def _maybe_partial(self, t: _Track) -> None:
         seg = t.segmenter
+        if seg.trailing_silence_s == 0:
+            t.pause_partial = False
         if seg.active is None or t.partial_busy or self._closed:
             return
         audio = seg.active_audio()
         length = len(audio) / TARGET_RATE
         if seg.active_speech_s < self.config.min_partial_audio_s:
             return
-        if length - t.partial_at < self.config.partial_interval_s and t.partial_at > 0:
+        # a trailing pause may be the end of a request ("我要转人工。"): show what
+        # was said now rather than at the next interval or the final
+        pause = seg.trailing_silence_s
+        paused = (
+            self.config.pause_partial_ms > 0 and not t.pause_partial
+            and pause >= self.config.pause_partial_ms / 1000 and length > t.partial_at
+        )
+        if paused:
+            t.pause_partial = True
+        elif length - t.partial_at < self.config.partial_interval_s and t.partial_at > 0:
             return
         t.partial_at = length
         t.partial_busy = True
         utt, start = seg.active, seg.active_start
         fut = self._worker.submit(
-            self.info.call_id, t.name, AsrRequest(audio.copy(), self._language_for(t)), final=False
+            self.info.call_id, t.name, self._request(t, audio.copy(), final=False), final=False
         )
         task = asyncio.ensure_future(self._on_partial(t, utt, start, length, fut))
         self._pending.add(task)
@@ -290,7 +353,7 @@ class CallSession:
         if result is None or t.segmenter.active != utt or self._closed:
             self.dropped_partials += result is not None
             return
-        if self.language is None and t.language is None and result.language_probability >= 0.5:
+        if self._forced(t)[0] is None and t.language is None and result.language_probability >= 0.5:
             t.language = result.language
         stable, unstable = t.agreement.update(result.text)
         if stable or unstable:
@@ -308,7 +371,7 @@ class CallSession:
         if len(ev.audio) == 0:
             return
         fut = self._worker.submit(
-            self.info.call_id, t.name, AsrRequest(ev.audio, self._language_for(t)), final=True
+            self.info.call_id, t.name, self._request(t, ev.audio, final=True), final=True
         )
         previous = t.last_final
         task = asyncio.ensure_future(self._on_final(t, ev, fut, previous, shown))
@@ -347,6 +410,15 @@ class CallSession:
             no_speech_prob=round(result.no_speech_prob, 4),
             reason=ev.reason,
             speech_s=round(ev.speech_s, 3),
+            language_candidates=tuple((c, round(p, 4)) for c, p in result.language_candidates),
+            language_source=result.language_source,
+            compression_ratio=round(result.compression_ratio, 3),
+            temperature=result.temperature,
+            dialect_probe=result.dialect_probe,
         )
+        if result.language_source == "detected":
+            t.evidence[result.language] = t.evidence.get(result.language, 0.0) + result.language_probability
+        t.previous = (text, result.language)
+        t.probes += result.dialect_probe is not None
         self._finals.append(final)
         self._emit(final)

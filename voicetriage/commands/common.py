@@ -18,6 +18,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", help="cpu (default) or cuda")
     g.add_argument("--threads", type=int, help="CPU threads for inference (default 1; 0: one per core)")
     g.add_argument("--language", help="force one language for every call (e.g. zh, en); default: detect")
+    g.add_argument("--languages", metavar="LIST", help="languages callers may speak, comma-separated (e.g. zh,en): detection is restricted to them ([asr] languages; default: any)")
     g.add_argument("--model-cache", metavar="DIR", help="where split weights are joined (default ~/.cache/voicetriage/models)")
 
 
@@ -26,6 +27,12 @@ def add_stream_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--end-silence-ms", type=int, help="trailing silence that ends an utterance (default 500)")
     g.add_argument("--max-utterance-s", type=float, help="longest utterance before it is cut (default 15)")
     g.add_argument("--partial-interval-s", type=float, help="seconds of new audio between partials (default 1.0)")
+
+
+def _split(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [x.strip() for x in value.split(",") if x.strip()]
 
 
 def config_from_args(args: argparse.Namespace, **server: object) -> Config:
@@ -38,6 +45,7 @@ def config_from_args(args: argparse.Namespace, **server: object) -> Config:
             "device": get("device"),
             "cpu_threads": get("threads"),
             "language": get("language"),
+            "languages": _split(get("languages")),
             "model_cache_dir": get("model_cache"),
         },
         stream={
