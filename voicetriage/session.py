@@ -25,7 +25,7 @@ from .config import AsrConfig, StreamConfig
 from .errors import AudioFormatError
 from .events import CallInfo, CallSummary, Dtmf, Final, Partial
 from .segmenter import Segmenter, SpeechEnded
-from .vad import VadModel
+from .vad import WINDOW_S, VadModel
 from .worker import InferenceWorker
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,10 @@ class CallSession:
         self._tracks = {
             t: _Track(
                 t,
-                Segmenter(config, vad.stream().feed),
+                Segmenter(config, vad.stream(
+                    reset_after=round(config.vad_reset_silence_ms / 1000 / WINDOW_S),
+                    reset_below=config.vad_neg_threshold,
+                ).feed),
                 None if self._stereo else StreamDecoder(mono),
             )
             for t in tracks

@@ -33,8 +33,8 @@ class VadModel:
             sess_options=opts,
         )
 
-    def stream(self) -> "VadStream":
-        return VadStream(self)
+    def stream(self, reset_after: int = 0, reset_below: float = 0.35) -> "VadStream":
+        return VadStream(self, reset_after, reset_below)
 
     def run(self, windows: np.ndarray, h: np.ndarray, c: np.ndarray):
         """Speech probabilities for consecutive (n, CONTEXT+WINDOW) rows."""
@@ -43,14 +43,26 @@ class VadModel:
 
 
 class VadStream:
-    """Per-track state: feed any number of samples, get one probability per window."""
+    """Per-track state: feed any number of samples, get one probability per window.
 
-    def __init__(self, model: VadModel) -> None:
+    ``reset_after`` > 0: after that many consecutive windows below ``reset_below``
+    the LSTM state is zeroed, as at the start of a stream. The state carried
+    across a call remembers a loud talker: a quiet one after it scored 0.55 at
+    most where the same clip alone scores 0.96, and was lost. The decision is
+    taken window by window, so the output still does not depend on how the
+    audio was cut into frames.
+    """
+
+    def __init__(self, model: VadModel, reset_after: int = 0, reset_below: float = 0.35) -> None:
         self.model = model
+        self.reset_after = reset_after
+        self.reset_below = reset_below
+        self.resets = 0
         self._h = np.zeros((1, 1, 128), dtype=np.float32)
         self._c = np.zeros((1, 1, 128), dtype=np.float32)
         self._context = np.zeros(CONTEXT, dtype=np.float32)
         self._pending = np.zeros(0, dtype=np.float32)
+        self._quiet = 0  # consecutive windows below reset_below
 
     def feed(self, samples: np.ndarray) -> np.ndarray:
         """Probabilities for every complete 512-sample window now available."""
@@ -66,5 +78,30 @@ class VadStream:
             ctx[1:] = wins[:-1, -CONTEXT:]
         self._context = wins[-1, -CONTEXT:].copy()
         rows = np.ascontiguousarray(np.concatenate([ctx, wins], axis=1))
-        probs, self._h, self._c = self.model.run(rows, self._h, self._c)
-        return probs
+        if self.reset_after <= 0:
+            probs, self._h, self._c = self.model.run(rows, self._h, self._c)
+            return probs
+        out = np.empty(n, dtype=np.float32)
+        i = 0
+        while i < n:
+            # run up to the window where a reset could fall due, then decide
+            k = min(n, i + max(1, self.reset_after - self._quiet))
+            probs, h, c = self.model.run(rows[i:k], self._h, self._c)
+            j = 0
+            for j, p in enumerate(probs):
+                self._quiet = self._quiet + 1 if p < self.reset_below else 0
+                if self._quiet >= self.reset_after:
+                    break
+            out[i : i + j + 1] = probs[: j + 1]
+            if self._quiet >= self.reset_after:
+                self._h = np.zeros_like(self._h)
+                self._c = np.zeros_like(self._c)
+                self._quiet = 0
+                self.resets += 1
+                i += j + 1
+                if j + 1 < len(probs):
+                    continue  # the rest of that run is decoded again from the fresh state
+            else:
+                self._h, self._c = h, c
+                i = k
+        return out
