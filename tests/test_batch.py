@@ -362,3 +362,41 @@ def test_real_subprocess_srt(eval_dir, tmp_path):
     assert m, srt
     assert m.group(1) < m.group(2) <= "00:00:02,745"
     assert wer(ONE_TWO_THREE, m.group(3)) <= WER_BOUND
+
+
+@pytest.mark.model
+def test_language_switch_within_a_file(manifest, tmp_path, base_engine):
+    """English then Mandarin in one recording: each comes out in its own language
+    (one detection per file used to write the Mandarin as English or drop it)."""
+    import soxr
+
+    def read(cid):
+        with wave.open(manifest[cid]["path"]) as w:
+            x = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32768
+            return x if w.getframerate() == 16000 else soxr.resample(x, w.getframerate(), 16000)
+
+    en, zh = read("en_asterisk8k_vm_instructions"), read("cmn_aishell1_S0764W0122")
+    audio = np.concatenate([en, np.zeros(16000, np.float32), zh])
+    src = tmp_path / "switch.wav"
+    with wave.open(str(src), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(np.clip(audio * 32768, -32768, 32767).astype("<i2").tobytes())
+    whisper = (base_engine.asr.model, base_engine.asr.resolved)
+    switch_at = (len(en) + 16000) / 16000
+    for per_chunk in (True, False):
+        out = tmp_path / f"out-{per_chunk}"
+        opts = BatchOptions(out_dir=out, format="jsonl", per_chunk_language=per_chunk)
+        summary = run_batch(plan(discover([src]).files, opts), opts, lambda: whisper)
+        assert [r.status for r in summary.results] == ["done"], summary.results
+        segs = [r for r in read_jsonl(out / "switch.jsonl") if r["type"] == "segment"]
+        en_segs = [s for s in segs if s["end"] <= switch_at]
+        zh_segs = [s for s in segs if s["start"] >= switch_at - 0.5]
+        if not per_chunk:  # the old behaviour, kept behind --file-language: the Mandarin is lost
+            assert not zh_segs or {s["language"] for s in zh_segs} == {"en"}
+            continue
+        assert {s["language"] for s in en_segs} == {"en"}
+        assert wer(manifest["en_asterisk8k_vm_instructions"]["transcript"], " ".join(s["text"] for s in en_segs)) <= 0.25
+        assert zh_segs and {s["language"] for s in zh_segs} == {"zh"}
+        assert metrics.cer(manifest["cmn_aishell1_S0764W0122"]["transcript"], "".join(s["text"] for s in zh_segs)) <= 0.5

@@ -269,6 +269,34 @@ class AsrEngine:
             return not d.no_speech_prob > c.no_speech_threshold
         return False
 
+    def _encode(self, audios: list[np.ndarray]):
+        import ctranslate2
+
+        fe = self.model.feature_extractor
+        longest = max(len(a) for a in audios) / SAMPLE_RATE
+        window = self.window_seconds(min(longest, MAX_WINDOW_S))
+        n = int(window * SAMPLE_RATE)
+        feats = []
+        for a in audios:
+            a = np.asarray(a, dtype=np.float32)[:n]
+            f = fe(np.pad(a, (0, n - len(a))), padding=0)
+            feats.append(f[:, : int(window * 100)])
+        frames = min(f.shape[1] for f in feats)
+        batch = np.ascontiguousarray(np.stack([f[:, :frames] for f in feats]).astype(np.float32))
+        return self.model.model.encode(ctranslate2.StorageView.from_array(batch), to_cpu=False), longest
+
+    def detect_languages(self, audios: list[np.ndarray]) -> list[list[tuple[str, float]]]:
+        """The detector's full distribution for each stretch of audio (at most
+        30 s is heard), on short padded windows like the streaming path."""
+        if not self.multilingual:
+            return [[("en", 1.0)] for _ in audios]
+        out = []
+        for k in range(0, len(audios), max(1, self.config.max_batch)):
+            encoded, _ = self._encode(audios[k : k + max(1, self.config.max_batch)])
+            for row in self.model.model.detect_language(encoded):
+                out.append([(t[2:-2], float(p)) for t, p in row])
+        return out
+
     def transcribe_batch(self, requests: list[AsrRequest]) -> list[AsrResult]:
         """Transcribe several utterances in one encoder/decoder batch.
 
@@ -277,24 +305,10 @@ class AsrEngine:
         all reuse that encoder output. Blocking: call it from the inference
         thread, never from the event loop.
         """
-        import ctranslate2
-
         if not requests:
             return []
         c = self.config
-        fe = self.model.feature_extractor
-        longest = max(len(r.audio) for r in requests) / SAMPLE_RATE
-        window = self.window_seconds(min(longest, MAX_WINDOW_S))
-        n = int(window * SAMPLE_RATE)
-        feats = []
-        for r in requests:
-            audio = np.asarray(r.audio, dtype=np.float32)[:n]
-            audio = np.pad(audio, (0, n - len(audio)))
-            f = fe(audio, padding=0)
-            feats.append(f[:, : int(window * 100)])
-        frames = min(f.shape[1] for f in feats)
-        batch = np.ascontiguousarray(np.stack([f[:, :frames] for f in feats]).astype(np.float32))
-        encoded = self.model.model.encode(ctranslate2.StorageView.from_array(batch), to_cpu=False)
+        encoded, longest = self._encode([r.audio for r in requests])
 
         # The detector runs on every item: it is one decoder step, and a forced
         # language still gets the detector's opinion in its candidates.

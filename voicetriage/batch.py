@@ -53,7 +53,11 @@ class BatchOptions:
 
     ``channels="split"`` transcribes each channel of a stereo recording on its
     own and labels its segments with ``channel_labels[channel]``.
-    ``language=None`` detects the language (per channel).
+    ``language=None`` detects the language of every VAD chunk (pauses of
+    ``chunk_silence_ms``), with a prior from the file's earlier chunks as on a
+    call, restricted to ``languages`` (empty: any); consecutive chunks of one
+    language are transcribed together. ``per_chunk_language=False``: one
+    detection per channel (Whisper's own, on its first 30 s).
     """
 
     out_dir: Path
@@ -65,6 +69,9 @@ class BatchOptions:
     word_timestamps: bool = False
     vad_filter: bool = True
     overwrite: bool = False
+    languages: tuple[str, ...] = ()
+    per_chunk_language: bool = True
+    chunk_silence_ms: int = 500
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -358,6 +365,7 @@ class BatchRunner:
         self._load_model = load_model
         self.model: Any = None  # faster_whisper.WhisperModel
         self.resolved: ResolvedModel | None = None
+        self._asr: Any = None  # voicetriage.asr.AsrEngine on the same model, for chunk detection
         split = options.channels == "split"
         self.labels: tuple[str | None, ...] = tuple(options.channel_labels) if split else (None,)
 
@@ -380,6 +388,56 @@ class BatchRunner:
                 raise ConfigError(f"model {resolved.id!r} does not know language {lang!r}")
         self.model, self.resolved = model, resolved
 
+    def language_runs(self, samples: Any) -> list[tuple[int, int, str | None, float]]:
+        """Split a channel into runs of one language: ``(start, end, language, p)``
+        in samples, covering the whole channel. One run with language None
+        (Whisper detects) when the language is forced elsewhere or no speech is found."""
+        import numpy as np
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        from .asr import AsrEngine, decide_language
+        from .config import AsrConfig
+
+        o = self.options
+        whole = [(0, len(samples), o.language, 1.0)]
+        multilingual = getattr(getattr(self.model, "model", None), "is_multilingual", False)
+        if o.language is not None or not o.per_chunk_language or not multilingual:
+            return whole
+        chunks = get_speech_timestamps(
+            samples, VadOptions(min_silence_duration_ms=o.chunk_silence_ms, max_speech_duration_s=30.0, speech_pad_ms=200)
+        )
+        if not chunks:
+            return whole
+        if self._asr is None:
+            self._asr = AsrEngine(self.model, self.resolved, AsrConfig())
+        detections = self._asr.detect_languages([samples[c["start"] : c["end"]] for c in chunks])
+        cfg = AsrConfig()
+        evidence: dict[str, float] = {}
+        labelled = []
+        for c, det in zip(chunks, detections):
+            prior = tuple((k, min(cfg.language_prior_max, 1 + cfg.language_prior_gain * v)) for k, v in evidence.items())
+            lang, dist = decide_language(det, o.languages, prior)
+            p = dict(dist)[lang]
+            evidence[lang] = evidence.get(lang, 0.0) + p
+            labelled.append((c["start"], c["end"], lang, p))
+        runs: list[list] = []
+        for start, end, lang, p in labelled:
+            if runs and runs[-1][2] == lang:
+                runs[-1][1] = end
+                runs[-1][3].append((end - start, p))
+            else:
+                runs.append([start, end, lang, [(end - start, p)]])
+        out = []
+        for k, (start, end, lang, ps) in enumerate(runs):
+            a = 0 if k == 0 else (runs[k - 1][1] + start) // 2
+            b = len(samples) if k == len(runs) - 1 else (end + runs[k + 1][0]) // 2
+            weight = sum(w for w, _ in ps)
+            out.append((a, b, lang, float(np.dot([w for w, _ in ps], [p for _, p in ps]) / max(1, weight))))
+        if len(out) > 1:
+            log.info("language changes within the recording: %s",
+                     ", ".join(f"{a / SAMPLE_RATE:.1f}s {lang}" for a, _, lang, _ in out))
+        return out
+
     def transcribe(self, display: str, audio: list[Any], progress: _Progress) -> Transcript:
         """Transcribe decoded channels; segments of all channels interleaved by time."""
         o = self.options
@@ -388,44 +446,51 @@ class BatchRunner:
         keyed: list[tuple[float, int, int, Segment]] = []
         tracks = []
         for ch, (label, samples) in enumerate(zip(self.labels, audio)):
-            seg_iter, info = self.model.transcribe(
-                samples,
-                language=o.language,
-                beam_size=o.beam_size,
-                vad_filter=o.vad_filter,
-                word_timestamps=o.word_timestamps,
-            )
             reached = 0.0
-            for s in seg_iter:  # decoding happens while iterating
-                end = min(float(s.end), duration)
-                progress.advance((end - reached) * share)
-                reached = max(reached, end)
-                text = s.text.strip()
-                if not text:
-                    continue
-                # Whisper's timestamps can overshoot the end of the audio; clamp them
-                clamp = lambda t: min(max(float(t), 0.0), duration)  # noqa: E731
-                words = None
-                if o.word_timestamps:
-                    words = tuple(
-                        Word(clamp(w.start), clamp(w.end), w.word, w.probability) for w in (s.words or ())
-                    )
-                seg = Segment(
-                    start=clamp(s.start),
-                    end=clamp(s.end),
-                    text=text,
-                    speaker=label,
-                    language=info.language,
-                    language_probability=float(info.language_probability),
-                    avg_logprob=float(s.avg_logprob),
-                    no_speech_prob=float(s.no_speech_prob),
-                    words=words,
+            spoken: dict[str, float] = {}
+            probs: dict[str, float] = {}
+            for a, b, run_lang, run_p in self.language_runs(samples):
+                offset, run_end = a / SAMPLE_RATE, b / SAMPLE_RATE
+                seg_iter, info = self.model.transcribe(
+                    samples[a:b],
+                    language=run_lang,
+                    beam_size=o.beam_size,
+                    vad_filter=o.vad_filter,
+                    word_timestamps=o.word_timestamps,
                 )
-                keyed.append((seg.start, ch, len(keyed), seg))
+                lang = info.language
+                lang_p = float(info.language_probability) if run_lang is None or run_lang == o.language else run_p
+                spoken[lang] = spoken.get(lang, 0.0) + (run_end - offset)
+                probs.setdefault(lang, lang_p)
+                # Whisper's timestamps can overshoot the end of the audio; clamp them
+                clamp = lambda t: min(max(float(t) + offset, offset), run_end, duration)  # noqa: E731
+                for s in seg_iter:  # decoding happens while iterating
+                    end = clamp(s.end)
+                    progress.advance((end - reached) * share)
+                    reached = max(reached, end)
+                    text = s.text.strip()
+                    if not text:
+                        continue
+                    words = None
+                    if o.word_timestamps:
+                        words = tuple(
+                            Word(clamp(w.start), clamp(w.end), w.word, w.probability) for w in (s.words or ())
+                        )
+                    seg = Segment(
+                        start=clamp(s.start),
+                        end=clamp(s.end),
+                        text=text,
+                        speaker=label,
+                        language=lang,
+                        language_probability=lang_p,
+                        avg_logprob=float(s.avg_logprob),
+                        no_speech_prob=float(s.no_speech_prob),
+                        words=words,
+                    )
+                    keyed.append((seg.start, ch, len(keyed), seg))
             progress.advance((duration - reached) * share)
-            tracks.append(
-                Track(label, ch if label else None, info.language, float(info.language_probability))
-            )
+            main_lang = max(spoken, key=spoken.get)
+            tracks.append(Track(label, ch if label else None, main_lang, probs[main_lang]))
         keyed.sort(key=lambda k: k[:3])
         return Transcript(
             file=display,

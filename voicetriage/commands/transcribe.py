@@ -78,6 +78,12 @@ def register(subparsers) -> None:
         help="speaker labels of channel 0 and 1 for --channels split (default: caller,agent)",
     )
     p.add_argument("--word-timestamps", action="store_true", help="add word timings (jsonl)")
+    p.add_argument(
+        "--file-language",
+        action="store_true",
+        help="detect the language once per file (channel) instead of per VAD chunk; a recording "
+        "that changes language then loses the other language's speech",
+    )
     p.add_argument("--overwrite", action="store_true", help="redo files whose output already exists")
     p.add_argument("--beam-size", type=_positive_int, metavar="N", help="beam size (default from config: 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or per-file lines")
@@ -174,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
         channels=args.channels,
         channel_labels=args.channel_labels,
         language=_language(config.asr.language),
+        languages=tuple(dict.fromkeys(_language(x) for x in config.asr.languages)),
+        per_chunk_language=not args.file_language,
         beam_size=config.asr.beam_size,
         word_timestamps=args.word_timestamps,
         overwrite=args.overwrite,
