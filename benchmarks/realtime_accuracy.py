@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from voicetriage.asr import is_loop
 from voicetriage.client import StreamOptions, stream_file
 from voicetriage.metrics import cer, wer
@@ -74,7 +76,9 @@ async def run_clip(url: str, rec: dict, speed: float, sem: asyncio.Semaphore) ->
             {k: f.get(k) for k in ("text", "language", "language_probability", "language_candidates",
                                    "language_source", "avg_logprob", "compression_ratio", "temperature",
                                    "dialect_probe", "start", "end")}
-            | {"loop": is_loop(f["text"])}
+            | {"loop": is_loop(f["text"]),
+               # end of speech to final, wall clock; meaningful at speed 1 only
+               "latency_s": round(f["_t"] - f["end"] / speed, 3) if speed > 0 else None}
             for f in finals
         ],
         "errors": [e for e in events if e.get("type") == "error"],
@@ -94,6 +98,12 @@ def summarise(rows: list[dict], speeds: list[float]) -> dict:
             "loop_rate": round(sum(f["loop"] for f in finals) / max(1, len(finals)), 4),
             "clips_without_final": sum(not r["finals"] for r in sel),
         }
+        lat = sorted(f["latency_s"] for f in finals if f["latency_s"] is not None)
+        if lat:
+            out[f"{s:g}x"]["latency_p50_s"] = round(float(np.percentile(lat, 50)), 3)
+            out[f"{s:g}x"]["latency_p95_s"] = round(float(np.percentile(lat, 95)), 3)
+        fell_back = [f for f in finals if (f.get("temperature") or 0) > 0]
+        out[f"{s:g}x"]["fallback_finals"] = len(fell_back)
     return out
 
 
