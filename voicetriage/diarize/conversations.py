@@ -72,8 +72,8 @@ CONVERSATIONS: tuple[ConversationSpec, ...] = (
     ConversationSpec(
         "wuu_female_elder",
         SpeakerSpec("agent", ("wuu_wswu_10",), "Wu, female, ~38"),
-        SpeakerSpec("caller", ("wuu_wswu_04", "wuu_wswu_01"), "Wu, elderly males ~67-70 (two clips, two voices)"),
-        "tune", "Wu female agent; caller side holds two elderly male clips",
+        SpeakerSpec("caller", ("wuu_wswu_04",), "Wu, elderly male ~70"),
+        "tune", "Wu female agent, elderly male Wu caller", max_turn_s=4.0,
     ),
     ConversationSpec(
         "yue_pair",

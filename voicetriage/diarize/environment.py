@@ -124,8 +124,13 @@ def require() -> None:
                 "run once: voicetriage setup-diarize"
             ) from None
         raise ModelError(f"torchaudio does not import: {reason}") from None
+    import warnings
+
     try:
-        import pyannote.audio  # noqa: F401
+        with warnings.catch_warnings():
+            # torchcodec (pyannote's file decoder) is not needed: audio goes in as a waveform
+            warnings.filterwarnings("ignore", message=r"(?s).*torchcodec")
+            import pyannote.audio  # noqa: F401
     except ImportError as e:
         raise ModelError(f"pyannote.audio does not import ({e}); reinstall with: {INSTALL_WHEEL}") from None
 

@@ -51,6 +51,8 @@ class DiarizationOptions:
     # torch intra-op threads; one is fastest on a shared 2-core machine (more
     # threads spin against the ASR worker and other calls)
     threads: int = 1
+    # re-cluster pyannote's speech turns by whole-turn CAM++ embeddings (see Diarizer.refine)
+    refine: bool = True
 
     def __post_init__(self) -> None:
         if self.speakers is not None and not 1 <= self.speakers <= 20:
@@ -146,10 +148,11 @@ def _unused_plda():
 class Diarizer:
     """Loaded once; call it with 16 kHz float32 mono samples -> ``pyannote.core.Annotation``."""
 
-    def __init__(self, pipeline: Any, options: DiarizationOptions, source: str) -> None:
+    def __init__(self, pipeline: Any, options: DiarizationOptions, source: str, embedding: Any = None) -> None:
         self.pipeline = pipeline
         self.options = options
         self.source = source  # "registry" or the pipeline folder
+        self.embedding = embedding  # the CAM++ Model, for refine (None: no refinement)
         self.last_seconds = 0.0
 
     @classmethod
@@ -171,10 +174,11 @@ class Diarizer:
             raise ModelError(f"cannot load segmentation weights {weights[SEGMENTATION_MODEL]}: {e}") from None
         if segmentation is None:
             raise ModelError(f"cannot load segmentation weights {weights[SEGMENTATION_MODEL]}")
+        embedding = _embedding_model(weights[EMBEDDING_MODEL])
         pipeline = SpeakerDiarization(
             segmentation=segmentation,
             segmentation_step=options.segmentation_step,
-            embedding=_embedding_model(weights[EMBEDDING_MODEL]),
+            embedding=embedding,
             embedding_exclude_overlap=True,
             plda=_unused_plda(),
             clustering="AgglomerativeClustering",
@@ -189,7 +193,7 @@ class Diarizer:
                 "threshold": options.threshold,
             },
         })
-        return cls(pipeline, options, "registry")
+        return cls(pipeline, options, "registry", embedding if options.refine else None)
 
     def __call__(self, samples: np.ndarray, speakers: int | None | str = "default"):
         """Diarize one recording; ``speakers`` overrides the options' count."""
@@ -209,8 +213,61 @@ class Diarizer:
         t0 = time.perf_counter()
         with torch.inference_mode():
             out = self.pipeline({"waveform": torch.from_numpy(audio)[None], "sample_rate": SAMPLE_RATE}, **kwargs)
+        ann = getattr(out, "speaker_diarization", out)
+        if self.embedding is not None:
+            ann = self.refine(audio, ann, n)
         self.last_seconds = time.perf_counter() - t0
-        return getattr(out, "speaker_diarization", out)
+        return ann
+
+    def refine(self, audio: np.ndarray, ann, speakers: int | None, piece_s: float = 3.0, min_s: float = 0.5):
+        """Re-cluster pyannote's turns by embeddings of the turns themselves.
+
+        pyannote's segmentation model sometimes gives two speakers of one 10 s
+        window the same local label (seen on an IVR voice against a caller, and
+        on two Cantonese speakers); the window's embedding then mixes both and
+        clustering cannot undo it, though the turn boundaries are right. Here
+        every turn (cut to at most ``piece_s``) is embedded on its own and the
+        turns are clustered again (average linkage, cosine); turns shorter
+        than ``min_s`` keep the speaker their pyannote label mostly maps to.
+        """
+        import torch
+        from pyannote.core import Annotation, Segment
+        from scipy.cluster.hierarchy import fcluster, linkage
+
+        pieces = []  # (segment, original label)
+        for seg, _, label in ann.itertracks(yield_label=True):
+            n_parts = max(1, int(np.ceil(seg.duration / piece_s)))
+            step = seg.duration / n_parts
+            for k in range(n_parts):
+                pieces.append((Segment(seg.start + k * step, seg.start + (k + 1) * step), label))
+        long_ = [i for i, (seg, _) in enumerate(pieces) if seg.duration >= min_s]
+        if len(long_) < 2:
+            return ann
+        with torch.inference_mode():
+            embs = []
+            for i in long_:
+                seg = pieces[i][0]
+                x = audio[int(seg.start * SAMPLE_RATE): int(seg.end * SAMPLE_RATE)]
+                embs.append(self.embedding(torch.from_numpy(np.ascontiguousarray(x))[None, None]).numpy()[0])
+        e = np.array(embs, dtype=np.float64)
+        e /= np.linalg.norm(e, axis=1, keepdims=True) + 1e-9
+        z = linkage(e, method="average", metric="cosine")
+        if speakers is not None:
+            clusters = fcluster(z, min(speakers, len(long_)), criterion="maxclust")
+        else:
+            clusters = fcluster(z, self.options.threshold, criterion="distance")
+        label_of = {i: f"SPEAKER_{c - 1:02d}" for i, c in zip(long_, clusters)}
+        votes: dict[str, dict[str, float]] = {}
+        for i, lab in label_of.items():
+            seg, orig = pieces[i]
+            votes.setdefault(orig, {}).setdefault(lab, 0.0)
+            votes[orig][lab] += seg.duration
+        out = Annotation(uri=ann.uri)
+        for i, (seg, orig) in enumerate(pieces):
+            lab = label_of.get(i) or max(votes.get(orig, {orig: 1.0}).items(), key=lambda kv: kv[1])[0]
+            out[seg, i] = lab
+        # adjacent pieces of one speaker become one turn again
+        return out.support(collar=0.0)
 
 
 def _load_folder(path: Path):

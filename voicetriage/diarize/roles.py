@@ -36,13 +36,16 @@ _WORD = re.compile(r"[a-z']+")
 
 
 def is_greeting(text: str, phrases: Sequence[str] = GREETINGS, window: int = 12) -> bool:
-    """Whether ``text`` opens with a greeting (within its first ``window`` characters or 3 words)."""
+    """Whether ``text`` opens with a greeting (Chinese: within its first ``window`` characters;
+    English: its first or second word starts the phrase)."""
     t = text.strip().lower()
     head = t[:window]
-    words = " ".join(_WORD.findall(t)[:4])
+    words = _WORD.findall(t)[:6]
+    # an English greeting opens the text, or follows one word ("oh hello", "yes, good morning")
+    starts = [" ".join(words), " ".join(words[1:])]
     for p in phrases:
         if p.isascii():
-            if re.search(rf"\b{re.escape(p)}\b", words):
+            if any(st == p or st.startswith(p + " ") for st in starts):
                 return True
         elif p in head:
             return True
