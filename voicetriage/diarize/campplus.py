@@ -177,7 +177,8 @@ class CamPlusPlus(nn.Module):
         """Weighted mean and (unbiased) standard deviation over time, projected."""
         if weights is None:
             mean = frames.mean(-1)
-            std = frames.std(-1, unbiased=True)
+            # a single frame (pyannote probing the shortest input) has no spread
+            std = frames.std(-1, unbiased=True) if frames.shape[-1] > 1 else torch.zeros_like(mean)
         else:
             w = weights.unsqueeze(1)  # (B, 1, T)
             total = w.sum(-1).clamp_min(1e-6)
