@@ -34,6 +34,8 @@ def register(subparsers) -> None:
     p.add_argument("--threshold", type=float, help="clustering threshold (for --speakers auto)")
     p.add_argument("--segmentation-step", type=float, help="window step as a fraction of the 10 s window (default 0.1)")
     p.add_argument("--diarization-pipeline", type=Path, metavar="DIR", help="own pyannote pipeline folder")
+    p.add_argument("--no-refine", action="store_true",
+                   help="pyannote's output as it is, without re-clustering its turns by CAM++ embeddings")
     p.add_argument("--out", type=Path, metavar="FILE.json", help="write the rows as JSON (and FILE.md with the table)")
     p.add_argument("--write-audio", type=Path, metavar="DIR", help="write each conversation (16 kHz WAV, 8 kHz µ-law WAV, RTTM)")
     p.set_defaults(func=run)
@@ -57,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
         kw["threshold"] = args.threshold
     if args.segmentation_step is not None:
         kw["segmentation_step"] = args.segmentation_step
-    diarizer = Diarizer.load(DiarizationOptions(speakers=args.speakers, pipeline_dir=args.diarization_pipeline, **kw))
+    diarizer = Diarizer.load(DiarizationOptions(speakers=args.speakers, pipeline_dir=args.diarization_pipeline,
+                                                refine=not args.no_refine, **kw))
 
     def progress(row) -> None:
         print(f"  {row.conversation} {row.band}: DER {100 * row.der:.1f}% (±0.25 s collar {100 * row.der_collar:.1f}%), "
