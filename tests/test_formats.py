@@ -174,7 +174,7 @@ def test_empty_transcript():
 def test_unknown_format():
     with pytest.raises(ValueError, match="unknown transcript format 'docx'"):
         render("docx", MONO)
-    assert set(FORMATS) == {"jsonl", "srt", "vtt", "txt"}
+    assert set(FORMATS) == {"jsonl", "srt", "vtt", "txt", "rttm"}
 
 
 def test_is_complete():

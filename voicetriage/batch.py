@@ -360,9 +360,16 @@ class BatchRunner:
     or unreadable never loads a model.
     """
 
-    def __init__(self, options: BatchOptions, load_model: Callable[[], tuple[Any, ResolvedModel]]) -> None:
+    def __init__(
+        self,
+        options: BatchOptions,
+        load_model: Callable[[], tuple[Any, ResolvedModel]],
+        annotate: Callable[[Transcript, list[Any]], Transcript] | None = None,
+    ) -> None:
         self.options = options
         self._load_model = load_model
+        # e.g. speaker diarization (voicetriage.diarize): transcript, decoded audio -> transcript
+        self.annotate = annotate
         self.model: Any = None  # faster_whisper.WhisperModel
         self.resolved: ResolvedModel | None = None
         self._asr: Any = None  # voicetriage.asr.AsrEngine on the same model, for chunk detection
@@ -520,6 +527,8 @@ class BatchRunner:
             reporter.file_started(item, expected)
             try:
                 transcript = self.transcribe(str(item.source), audio, progress)
+                if self.annotate is not None:
+                    transcript = self.annotate(transcript, audio)
                 transcript = replace(transcript, processing_s=time.perf_counter() - t0)
                 write_atomic(item.output, render(self.options.format, transcript))
             except VoiceTriageError as e:
@@ -539,6 +548,7 @@ def run_batch(
     options: BatchOptions,
     load_model: Callable[[], tuple[Any, ResolvedModel]],
     reporter: Reporter | None = None,
+    annotate: Callable[[Transcript, list[Any]], Transcript] | None = None,
 ) -> BatchSummary:
     """Process ``items`` in order and return what happened to each.
 
@@ -546,9 +556,11 @@ def run_batch(
     once, and only when a file needs it. A model that cannot be loaded,
     or a language it does not know, ends the batch with the error; a file
     that cannot be read or written is a failed result and the batch goes on.
+    ``annotate`` (optional) post-processes each transcript before it is
+    written, with the decoded audio (speaker diarization).
     """
     reporter = reporter or NullReporter()
-    runner = BatchRunner(options, load_model)
+    runner = BatchRunner(options, load_model, annotate)
     results = []
     for item in items:
         result = FileResult(item, "skipped") if item.done else runner.process(item, reporter)

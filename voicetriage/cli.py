@@ -24,6 +24,9 @@ COMMANDS = [
     "commands.models",
     "commands.profiles",
     "commands.eval",
+    "commands.triage_replay",
+    "commands.eval_diarization",
+    "commands.setup_diarize",
 ]
 
 

@@ -1,4 +1,4 @@
-"""Transcript documents and their writers: JSON Lines, SubRip, WebVTT, plain text.
+"""Transcript documents and their writers: JSON Lines, SubRip, WebVTT, plain text, RTTM.
 
 The batch CLI builds a :class:`Transcript` per audio file and renders it with
 :func:`render`. Writers are pure functions of the transcript (no I/O), so
@@ -11,10 +11,13 @@ JSON Lines schema (``format_version`` 1), one JSON object per line, UTF-8:
   ``model_source`` (registry id and where its weights came from), ``duration``
   (seconds of audio), ``channels`` ("mono" or "split") and ``tracks``: one
   ``{"speaker", "channel", "language", "language_probability"}`` per
-  transcribed channel (``speaker``/``channel`` are null for mono);
+  transcribed channel (``speaker``/``channel`` are null for mono) and, with
+  ``--diarize``, ``diarization``: ``{"speakers": {label: seconds}, "roles":
+  {diarization label: name}, "rule", "source", "processing_s"}``;
 * then one ``{"type": "segment", ...}`` per segment, in time order:
   ``file``, ``start``, ``end`` (seconds from the start of the file), ``text``,
-  ``speaker`` (the channel label, null for mono), ``language``,
+  ``speaker`` (the channel label, or with ``--diarize`` the speaker's role or
+  label; null for mono without diarization), ``language``,
   ``language_probability``, ``avg_logprob``, ``no_speech_prob`` and, with
   word timestamps, ``words``: ``[{"start", "end", "word", "probability"}]``
   (``avg_logprob`` and ``no_speech_prob`` are those of the decoding window the
@@ -79,6 +82,10 @@ class Transcript:
     tracks: tuple[Track, ...]
     segments: tuple[Segment, ...]
     processing_s: float = 0.0
+    # speaker diarization (--diarize): who spoke when, as (start, end, speaker)
+    # turns, and a description for the JSONL header (speakers, roles, model)
+    turns: tuple[tuple[float, float, str], ...] = ()
+    diarization: dict | None = None
 
 
 def _ms(seconds: float) -> int:
@@ -161,6 +168,7 @@ def render_jsonl(t: Transcript) -> str:
                     }
                     for tr in t.tracks
                 ],
+                **({"diarization": t.diarization} if t.diarization is not None else {}),
             }
         )
     ]
@@ -199,11 +207,33 @@ def render_jsonl(t: Transcript) -> str:
     return "".join(out)
 
 
+def rttm_text(uri: str, rows) -> str:
+    """NIST RTTM lines ``SPEAKER <uri> 1 <start> <duration> <NA> <NA> <speaker> <NA> <NA>``
+    from (start, end, speaker) rows; blanks in names become underscores."""
+    uri = "_".join(uri.split()) or "recording"
+    lines = []
+    for start, end, speaker in sorted(rows, key=lambda r: (r[0], str(r[2]))):
+        if end > start:
+            label = "_".join(str(speaker).split())
+            lines.append(f"SPEAKER {uri} 1 {start:.3f} {end - start:.3f} <NA> <NA> {label} <NA> <NA>\n")
+    return "".join(lines)
+
+
+def render_rttm(t: Transcript) -> str:
+    """Speaker turns as RTTM: the diarization's turns, else the labelled segments
+    (``--channels split``). The file id is the input's name without its suffix."""
+    name = t.file.replace("\\", "/").rsplit("/", 1)[-1]
+    uri = name.rsplit(".", 1)[0] if "." in name[1:] else name
+    rows = list(t.turns) if t.turns else [(s.start, s.end, s.speaker) for s in t.segments if s.speaker]
+    return rttm_text(uri, rows)
+
+
 WRITERS: dict[str, Callable[[Transcript], str]] = {
     "jsonl": render_jsonl,
     "srt": render_srt,
     "vtt": render_vtt,
     "txt": render_txt,
+    "rttm": render_rttm,
 }
 FORMATS = tuple(WRITERS)
 
@@ -247,5 +277,7 @@ __all__ = [
     "render_srt",
     "render_vtt",
     "render_txt",
+    "render_rttm",
+    "rttm_text",
     "is_complete",
 ]

@@ -19,6 +19,8 @@ from pathlib import Path
 from .errors import ModelError
 
 _REQUIRED = ("model.bin", "config.json")
+WHISPER = "whisper"
+KINDS = (WHISPER, "segmentation", "speaker-embedding")
 _MULTILINGUAL_VOCAB = 51865
 
 
@@ -49,6 +51,9 @@ class ModelSpec:
     licence: str
     sources: tuple[SourceSpec, ...]
     default: bool = False
+    # "whisper" (a CTranslate2 directory for ASR), "segmentation" or "speaker-embedding"
+    # (single-file weights for speaker diarization, see voicetriage.diarize)
+    kind: str = "whisper"
 
     @property
     def size(self) -> int:
@@ -102,14 +107,17 @@ def load_registry(path: Path | None = None) -> dict[str, ModelSpec]:
             for s in m["sources"]
         )
         models[mid] = ModelSpec(
-            mid, m["description"], m["languages"], m["licence"], sources, bool(m.get("default"))
+            mid, m["description"], m["languages"], m["licence"], sources, bool(m.get("default")),
+            m.get("kind", WHISPER),
         )
+        if models[mid].kind not in KINDS:
+            raise ModelError(f"registry model {mid!r}: unknown kind {models[mid].kind!r}; one of {', '.join(KINDS)}")
     return models
 
 
 def default_model_id(registry: dict[str, ModelSpec] | None = None) -> str:
     registry = registry or load_registry()
-    return next(m.id for m in registry.values() if m.default)
+    return next(m.id for m in registry.values() if m.default and m.kind == WHISPER)
 
 
 def default_cache_dir() -> Path:
@@ -251,19 +259,29 @@ def resolve_model(
     model: str | None = None,
     cache_dir: str | Path | None = None,
     registry: dict[str, ModelSpec] | None = None,
+    kind: str | None = WHISPER,
 ) -> ResolvedModel:
     """Resolve a registry id or a local directory to a verified model directory.
 
-    Raises :class:`ModelError` naming the packages to install, or the file to
-    fix, when the model cannot be used.
+    ``kind`` is the kind of model the caller can use (None: any registry
+    entry, as ``voicetriage models --verify`` checks them all); a local
+    directory is always a Whisper model. Raises :class:`ModelError` naming the
+    packages to install, or the file to fix, when the model cannot be used.
     """
     registry = registry or load_registry()
     model = model or default_model_id(registry)
+    if model in registry and kind is not None and registry[model].kind != kind:
+        usable = ", ".join(m.id for m in registry.values() if m.kind == kind)
+        raise ModelError(
+            f"model {model!r} is a {registry[model].kind} model, not a {kind} model; "
+            f"{kind} models: {usable}"
+        )
     if model not in registry:
         if os.sep in model or model.startswith(".") or Path(model).exists():
             return _check_local_dir(Path(model).expanduser())
+        known = [m.id for m in registry.values() if kind is None or m.kind == kind]
         raise ModelError(
-            f"unknown model {model!r}; known models: {', '.join(registry)} "
+            f"unknown model {model!r}; known models: {', '.join(known)} "
             "(or pass the path of a CTranslate2 Whisper directory)"
         )
     spec = registry[model]
@@ -307,4 +325,6 @@ __all__ = [
     "default_model_id",
     "default_cache_dir",
     "registry_path",
+    "KINDS",
+    "WHISPER",
 ]

