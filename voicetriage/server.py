@@ -63,6 +63,8 @@ class App:
         self.config = config
         self.engine = engine
         self.hub = hub or EventHub()
+        self.view = self.hub  # what /events shows; an event bus swaps in the cluster view
+        self.health_sections: dict[str, Callable[[], dict[str, Any]]] = {}  # e.g. "bus"
         self.observer_factories = list(observer_factories)
         self.calls: dict[str, CallSession] = {}
         self._routes: dict[str, _Route] = {}
@@ -130,7 +132,7 @@ class App:
     def health(self) -> dict[str, Any]:
         stats = self.engine.worker.stats()
         full = len(self.calls) >= self.config.server.max_calls
-        return {
+        out = {
             "status": "shutting_down" if self._closing else ("full" if full else "ok"),
             "version": __version__,
             "model": self.engine.model_id,
@@ -140,6 +142,12 @@ class App:
             "queued_partials": stats.queued_partials,
             "inference_busy_s": stats.busy_s,
         }
+        for name, section in self.health_sections.items():
+            try:
+                out[name] = section()
+            except Exception:  # noqa: BLE001 - health must answer
+                log.exception("health section %s failed", name)
+        return out
 
     # -- serving ------------------------------------------------------------------
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 
+from .bus_options import add_bus_options, bus_from_args
 from .common import add_config_options, add_model_options, add_stream_options, config_from_args
 from .telephony_options import add_telephony_options, describe, telephony_from_args
 from .triage_options import add_triage_options, triage_from_args
@@ -20,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run the streaming server",
         description=(
             "Run the voicetriage websocket server. Native protocol on ws://HOST:PORT/ "
-            "(see docs/protocol.md); GET /health answers load balancers."
+            "(see docs/protocol.md); GET /health answers load balancers. With --event-bus every "
+            "event goes to a Redis Stream and /events shows the calls of every node; SIGHUP reloads "
+            "the policy file (a bad file keeps the current policy). See docs/deployment.md."
         ),
     )
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
@@ -32,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_stream_options(p)
     add_triage_options(p)
     add_telephony_options(p)
+    add_bus_options(p)
     p.set_defaults(func=run)
 
 
@@ -46,7 +50,7 @@ def build_app(args: argparse.Namespace, config):
     telephony = telephony_from_args(args, config)
     engine = Engine.load(config)
     app = App(config, engine)
-    install_triage(app, config, triage)  # signals + policy per call, hint sinks, /events
+    app.triage = install_triage(app, config, triage)  # signals + policy per call, hint sinks, /events
     install_telephony(app, telephony)  # /twilio, /audiohook, AudioSocket TCP port
     return app
 
@@ -56,8 +60,20 @@ async def serve(args: argparse.Namespace) -> int:
         args, host=args.host, port=args.port, max_calls=args.max_calls, idle_timeout_s=args.idle_timeout_s,
         event_log=args.event_log,
     )
+    bus_cfg = bus_from_args(args, config)  # a bad bus URL fails before the model loads
+    if bus_cfg.url:
+        from ..bus import require_redis
+
+        require_redis()
     app = await asyncio.to_thread(build_app, args, config)
     await app.start()
+    bus = None
+    if bus_cfg.url:
+        from ..bus.runtime import start_bus
+
+        bus = await start_bus(app, bus_cfg)
+        print(f"voicetriage: publishing events to {bus.publisher.health()['url']} stream "
+              f"{bus_cfg.stream} as node {bus.publisher.node}", flush=True)
     print(f"voicetriage serving model {app.engine.model_id} on ws://{config.server.host}:{app.port}/ "
           f"(health: http://{config.server.host}:{app.port}/health)", flush=True)
     for line in describe(telephony_from_args(args, config), config.server.host, app.port, app.tcp_ports):
@@ -66,11 +82,21 @@ async def serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _reload_policy, app)
     await stop.wait()
     print("voicetriage: shutting down, flushing calls", flush=True)
     await app.stop()
+    if bus is not None:
+        await bus.aclose()  # publish what the last calls flushed
     app.engine.close()
     return 0
+
+
+def _reload_policy(app) -> None:
+    from ..triage import reload_policy
+
+    if getattr(app, "triage", None) is not None:
+        reload_policy(app.triage)
 
 
 def run(args: argparse.Namespace) -> int:

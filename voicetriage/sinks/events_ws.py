@@ -66,6 +66,9 @@ def parse_filters(path: str) -> tuple[frozenset[str], frozenset[str]]:
 
 
 def message(event: object) -> dict[str, Any]:
+    wire = getattr(event, "bus_message", None)  # the cluster view's events come ready-made
+    if wire is not None:
+        return wire
     msg = jsonable(to_message(event))
     if msg.get("type") == "partial":
         msg["text"] = msg.get("stable", "") + msg.get("unstable", "")
@@ -121,7 +124,7 @@ def make_handler(limit: int = 1000):
         """One subscriber: hub events out until the client or the server goes."""
         call_ids, kinds = parse_filters(ws.request.path)  # checked at the handshake
         sub = _Subscriber(call_ids, kinds, limit)
-        unsubscribe = app.hub.subscribe(sub)
+        unsubscribe = app.view.subscribe(sub)  # app.hub, or the cluster view with a bus
         reader = asyncio.ensure_future(_read_until_closed(ws))
         stop: asyncio.Future = asyncio.ensure_future(app.shutdown.wait())
         flushing: asyncio.Future | None = None
