@@ -86,6 +86,8 @@ async def relay(args: argparse.Namespace) -> int:
                 backoff = 0.2
             except (RedisError, OSError, asyncio.TimeoutError) as e:
                 log.warning("relay: event bus unreachable (%s); retrying in %.1f s", e, backoff)
+                opened = False  # re-create the group if Redis came back without it (NOGROUP)
+                consumer._pending_done = False  # and re-read what this relay had not acknowledged
                 try:
                     await asyncio.wait_for(stop.wait(), backoff)
                 except asyncio.TimeoutError:
