@@ -65,6 +65,7 @@ class App:
         self.hub = hub or EventHub()
         self.view = self.hub  # what /events shows; an event bus swaps in the cluster view
         self.health_sections: dict[str, Callable[[], dict[str, Any]]] = {}  # e.g. "bus"
+        self.reuse_port = False  # SO_REUSEPORT: several processes share the ports (serve --workers)
         self.observer_factories = list(observer_factories)
         self.calls: dict[str, CallSession] = {}
         self._routes: dict[str, _Route] = {}
@@ -189,9 +190,11 @@ class App:
             ping_interval=20,
             ping_timeout=20,
             server_header=f"voicetriage/{__version__}",
+            reuse_port=self.reuse_port or None,
         )
         for host, port, handler in self._tcp:
-            srv = await asyncio.start_server(lambda r, w, h=handler: self._tcp_dispatch(h, r, w), host, port)
+            srv = await asyncio.start_server(lambda r, w, h=handler: self._tcp_dispatch(h, r, w), host, port,
+                                             reuse_port=self.reuse_port or None)
             self._tcp_servers.append(srv)
 
     async def _tcp_dispatch(self, handler: TcpHandler, reader, writer) -> None:

@@ -29,6 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 8765; 0 picks a free one)")
     p.add_argument("--max-calls", type=int, help="concurrent calls before new ones are refused (default 64)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="server processes sharing the ports with SO_REUSEPORT, each with its own model "
+                        "(default 1; needs a fixed --port)")
+    p.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)  # set by the --workers parent
     p.add_argument("--idle-timeout", type=float, dest="idle_timeout_s", help="seconds without a message that end a call (default 30)")
     add_config_options(p)
     add_model_options(p)
@@ -66,6 +70,15 @@ async def serve(args: argparse.Namespace) -> int:
 
         require_redis()
     app = await asyncio.to_thread(build_app, args, config)
+    worker = getattr(args, "worker_index", None)
+    if worker is not None:
+        import dataclasses
+        import os
+
+        app.reuse_port = True
+        app.health_sections["worker"] = lambda: {"index": worker, "pid": os.getpid()}
+        if bus_cfg.url:
+            bus_cfg = dataclasses.replace(bus_cfg, node=f"{bus_cfg.node_id(config.server.port)}/{worker}")
     await app.start()
     bus = None
     if bus_cfg.url:
@@ -100,4 +113,17 @@ def _reload_policy(app) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--workers must be 1 or more, got {args.workers}")
+    if args.workers > 1 and args.worker_index is None:
+        from ..errors import ConfigError
+        from .workers import supervise
+
+        config = config_from_args(args, host=args.host, port=args.port)
+        if config.server.port == 0:
+            raise ConfigError("--workers needs a fixed --port (port 0 would give each worker its own)")
+        bus_from_args(args, config)  # a bad option fails here, not N times
+        return supervise(args.workers)
     return asyncio.run(serve(args))
