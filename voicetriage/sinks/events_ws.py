@@ -11,7 +11,9 @@ keep up loses the oldest events, and is told so with
 server stops, subscribers stay connected until the calls in progress have been
 flushed (their last finals, hints and summaries), then get close code 1001. When
 ``token`` is configured, the handshake needs ``Authorization: Bearer TOKEN``
-(or ``?token=TOKEN``), otherwise it is refused with HTTP 401.
+(or ``?token=TOKEN``), otherwise it is refused with HTTP 401. With an event
+bus (``--event-bus``) the route shows ``app.view``: the calls of every node,
+each message with its ``node`` (docs/deployment.md).
 """
 
 from __future__ import annotations
