@@ -19,6 +19,7 @@ from .errors import VoiceTriageError
 COMMANDS = [
     "commands.demo",
     "commands.serve",
+    "commands.relay",
     "commands.stream",
     "commands.transcribe",
     "commands.models",

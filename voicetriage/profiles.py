@@ -412,12 +412,21 @@ def _profile(row: tuple) -> Profile:
     )
 
 
+def connect_store(location: str | Path, *, country: str = "86", create: bool = False) -> ProfileStore:
+    """A SQLite store for a path, a PostgreSQL one for ``postgresql://...`` (ProfileError)."""
+    from .profiles_pg import PgProfileStore, is_postgres
+
+    if is_postgres(str(location)):
+        return PgProfileStore(str(location), country=country, create=create)
+    return ProfileStore(location, country=country, create=create)
+
+
 def open_store(path: str | Path | None, *, country: str = "86") -> ProfileStore | None:
-    """The configured store, or None when no path is configured."""
+    """The configured store (a SQLite path or a postgresql:// URL), or None when none is configured."""
     if path is None:
         return None
     try:
-        return ProfileStore(path, country=country)
+        return connect_store(path, country=country)
     except ProfileError as e:
         raise ConfigError(str(e)) from None
 
@@ -436,4 +445,5 @@ __all__ = [
     "normalise_flags",
     "profile_signal",
     "open_store",
+    "connect_store",
 ]

@@ -63,6 +63,9 @@ class App:
         self.config = config
         self.engine = engine
         self.hub = hub or EventHub()
+        self.view = self.hub  # what /events shows; an event bus swaps in the cluster view
+        self.health_sections: dict[str, Callable[[], dict[str, Any]]] = {}  # e.g. "bus"
+        self.reuse_port = False  # SO_REUSEPORT: several processes share the ports (serve --workers)
         self.observer_factories = list(observer_factories)
         self.calls: dict[str, CallSession] = {}
         self._routes: dict[str, _Route] = {}
@@ -132,7 +135,7 @@ class App:
     def health(self) -> dict[str, Any]:
         stats = self.engine.worker.stats()
         full = len(self.calls) >= self.config.server.max_calls
-        return {
+        out = {
             "status": "shutting_down" if self._closing else ("full" if full else "ok"),
             "version": __version__,
             "model": self.engine.model_id,
@@ -142,6 +145,12 @@ class App:
             "queued_partials": stats.queued_partials,
             "inference_busy_s": stats.busy_s,
         }
+        for name, section in self.health_sections.items():
+            try:
+                out[name] = section()
+            except Exception:  # noqa: BLE001 - health must answer
+                log.exception("health section %s failed", name)
+        return out
 
     # -- serving ------------------------------------------------------------------
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -183,9 +192,11 @@ class App:
             ping_interval=20,
             ping_timeout=20,
             server_header=f"voicetriage/{__version__}",
+            reuse_port=self.reuse_port or None,
         )
         for host, port, handler in self._tcp:
-            srv = await asyncio.start_server(lambda r, w, h=handler: self._tcp_dispatch(h, r, w), host, port)
+            srv = await asyncio.start_server(lambda r, w, h=handler: self._tcp_dispatch(h, r, w), host, port,
+                                             reuse_port=self.reuse_port or None)
             self._tcp_servers.append(srv)
 
     async def _tcp_dispatch(self, handler: TcpHandler, reader, writer) -> None:

@@ -317,7 +317,28 @@ def install_triage(app: Any, config: Config, triage: TriageConfig | None = None,
     return runtime
 
 
+def reload_policy(runtime: TriageRuntime) -> bool:
+    """Load the policy file again (SIGHUP). New calls get the new policy; calls in
+    progress keep the one they started with. A bad file keeps the current policy
+    and the reason is logged. Returns whether the policy was replaced."""
+    if runtime.factory is None:
+        log.warning("policy reload: triage is off (--no-triage); nothing to reload")
+        return False
+    where = runtime.config.policy or "the default policy"
+    try:
+        policy = load_policy(runtime.config.policy)
+    except Exception as e:  # noqa: BLE001 - a bad file must not stop the server
+        log.error("policy reload of %s failed, keeping the current policy (%s): %s",
+                  where, runtime.factory.policy.source, e)
+        return False
+    runtime.factory.policy = policy
+    log.warning("policy reloaded from %s: %s, %d rule(s); calls in progress keep their policy",
+                policy.source, policy.name, len(policy.rules))
+    return True
+
+
 __all__ = [
+    "reload_policy",
     "CallTriage",
     "KeypadSignal",
     "TriageConfig",

@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "profiles",
         help="import and show customer profiles (caller number -> age, language, flags)",
         description=(
-            "The customer profile store is a SQLite file. At call start the caller number is looked "
+            "The customer profile store is a SQLite file, or a PostgreSQL database shared by every "
+            "server (--db postgresql://USER@HOST/DB; needs pip install 'voicetriage[bus]'). At call start the caller number is looked "
             "up in it; a match can route the call before any speech (e.g. callers aged 65+ to a "
             "senior agent). Start the server with --profiles-db PATH to use it."
         ),
@@ -51,8 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", metavar="PATH",
-                   help=f"profile database (default: [triage] profiles_db of --config, else ./{DEFAULT_DB})")
+    p.add_argument("--db", metavar="PATH|URL",
+                   help=f"profile database: a SQLite file or postgresql://USER@HOST:PORT/DB (default: [triage] profiles_db of --config, else ./{DEFAULT_DB})")
     p.add_argument("--config", metavar="FILE", help="TOML config file (reads its [triage] section)")
     p.add_argument("--country", metavar="CODE",
                    help="country code for national numbers (default: [triage] country_code, else 86)")
@@ -70,10 +71,10 @@ def _settings(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from ..profiles import ProfileStore
+    from ..profiles import connect_store
 
     db, country = _settings(args)
-    with ProfileStore(db, country=country, create=True) as store:
+    with connect_store(db, country=country, create=True) as store:
         report = store.import_csv(args.file, replace_all=args.replace, strict=args.strict)
         total = len(store)
     for prob in report.problems:
@@ -85,7 +86,7 @@ def run_import(args: argparse.Namespace) -> int:
     if args.strict and report.problems:
         print(f"{report.path}: {len(report.problems)} bad row(s); nothing imported (--strict)", file=sys.stderr)
         return 1
-    print(f"imported {report.imported} profile(s) ({report.replaced} replaced) into {db}; "
+    print(f"imported {report.imported} profile(s) ({report.replaced} replaced) into {store.path}; "
           f"{len(report.problems)} row(s) skipped; {total} in the store")
     return 1 if report.problems else 0
 
@@ -94,17 +95,17 @@ def run_show(args: argparse.Namespace) -> int:
     import datetime as _dt
 
     from ..events import to_message
-    from ..profiles import ProfileStore, normalise_number, profile_signal
+    from ..profiles import connect_store, normalise_number, profile_signal
 
     db, country = _settings(args)
     number = normalise_number(args.number, country)
     if number is None:
         print(f"voicetriage profiles: {args.number!r} is not a phone number", file=sys.stderr)
         return 2
-    with ProfileStore(db, country=country) as store:
+    with connect_store(db, country=country) as store:
         profile = store.lookup(number)
     if profile is None:
-        print(f"{number}: no profile in {db}", file=sys.stderr)
+        print(f"{number}: no profile in {store.path}", file=sys.stderr)
         return 1
     if args.json:
         sig = profile_signal("-", profile, year=_dt.date.today().year)

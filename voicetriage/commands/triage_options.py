@@ -8,7 +8,9 @@ import argparse
 def add_triage_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("triage (routing hints; also the [triage] config section, see docs/policy.md)")
     g.add_argument("--policy", metavar="FILE", help="routing policy TOML (default: the policy shipped with voicetriage)")
-    g.add_argument("--profiles-db", metavar="PATH", help="customer profile store (SQLite, see `voicetriage profiles import`)")
+    g.add_argument("--profiles-db", metavar="PATH|URL",
+                   help="customer profile store: a SQLite file or postgresql://USER@HOST:PORT/DB shared by all servers "
+                        "(see `voicetriage profiles import`)")
     g.add_argument("--event-log", metavar="PATH", help="append-only JSONL log of every hint and final")
     g.add_argument("--webhook", metavar="URL", help="POST every hint as JSON to this URL (retries, bounded queue)")
     g.add_argument("--no-triage", action="store_true", help="transcribe only: no signals and no hints")

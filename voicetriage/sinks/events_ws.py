@@ -11,7 +11,9 @@ keep up loses the oldest events, and is told so with
 server stops, subscribers stay connected until the calls in progress have been
 flushed (their last finals, hints and summaries), then get close code 1001. When
 ``token`` is configured, the handshake needs ``Authorization: Bearer TOKEN``
-(or ``?token=TOKEN``), otherwise it is refused with HTTP 401.
+(or ``?token=TOKEN``), otherwise it is refused with HTTP 401. With an event
+bus (``--event-bus``) the route shows ``app.view``: the calls of every node,
+each message with its ``node`` (docs/deployment.md).
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ def parse_filters(path: str) -> tuple[frozenset[str], frozenset[str]]:
 
 
 def message(event: object) -> dict[str, Any]:
+    wire = getattr(event, "bus_message", None)  # the cluster view's events come ready-made
+    if wire is not None:
+        return wire
     msg = jsonable(to_message(event))
     if msg.get("type") == "partial":
         msg["text"] = msg.get("stable", "") + msg.get("unstable", "")
@@ -121,7 +126,7 @@ def make_handler(limit: int = 1000):
         """One subscriber: hub events out until the client or the server goes."""
         call_ids, kinds = parse_filters(ws.request.path)  # checked at the handshake
         sub = _Subscriber(call_ids, kinds, limit)
-        unsubscribe = app.hub.subscribe(sub)
+        unsubscribe = app.view.subscribe(sub)  # app.hub, or the cluster view with a bus
         reader = asyncio.ensure_future(_read_until_closed(ws))
         stop: asyncio.Future = asyncio.ensure_future(app.shutdown.wait())
         flushing: asyncio.Future | None = None

@@ -99,6 +99,15 @@ class WebhookSink:
             self.stats.queued += 1
             self._cond.notify()
 
+    def deliver(self, msg: dict) -> bool:
+        """POST one message now, retrying as configured; blocks (``voicetriage relay``
+        calls it from a thread and acknowledges the bus entry afterwards). True if delivered."""
+        kind = str(msg.get("type", ""))
+        body = json.dumps(msg, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        before = self.stats.sent
+        self._deliver(kind, _event_key(msg), body)
+        return self.stats.sent > before
+
     @property
     def pending(self) -> int:
         return len(self._queue)
