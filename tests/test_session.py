@@ -131,3 +131,50 @@ def test_track_languages_must_name_tracks():
     with pytest.raises(AudioFormatError, match="unknown track"):
         CallSession(CallInfo("c"), AudioSpec("pcm16", 16000, 1), worker=None, vad=VadModel(),
                     config=StreamConfig(), emit=print, track_languages={"agnet": None})
+
+
+class Echo:
+    """Answers every request at once and records it."""
+
+    def __init__(self):
+        self.requests = []
+
+    def window_seconds(self, duration):
+        return 10.0
+
+    def transcribe_batch(self, reqs):
+        self.requests += [(r.final, len(r.audio)) for r in reqs]
+        return [AsrResult("我要转人工", "zh", 0.9, -0.2, 0.01) for _ in reqs]
+
+
+async def test_trailing_pause_asks_for_a_partial_before_the_final(manifest):
+    """A request phrase at the end of an utterance is seen when the pause starts,
+    not at the next partial interval or the final."""
+    import dataclasses
+
+    path = manifest["cmn_aishell1_S0764W0121"]["path"]
+    counts = {}
+    for pause_ms in (0, 200):
+        rec = Echo()
+        cfg = dataclasses.replace(StreamConfig(), partial_interval_s=60.0, pause_partial_ms=pause_ms)
+        worker = InferenceWorker(rec)
+        worker.start()
+        session = CallSession(CallInfo("c"), AudioSpec("pcm16", 16000, 1), worker=worker, vad=VadModel(),
+                              config=cfg, emit=lambda e: None)
+        with wave.open(path) as w:
+            data = w.readframes(w.getnframes())
+        data += b"\0" * 32000  # one second of silence: the utterance ends on its pause
+        for i in range(0, len(data), 640):
+            session.push_audio(data[i : i + 640])
+            await asyncio.sleep(0.003)
+        await session.close()
+        worker.stop()
+        final_at = [k for k, (final, _) in enumerate(rec.requests) if final]
+        assert len(final_at) == 1
+        partials = [n for final, n in rec.requests[: final_at[0]] if not final]
+        counts[pause_ms] = partials
+    assert len(counts[0]) == 1  # only the first partial, 0.3 s into speech
+    assert len(counts[200]) == 2
+    # the pause partial holds the whole phrase (the final's audio less its tail)
+    final_len = [n for final, n in rec.requests if final][0]
+    assert counts[200][1] >= final_len - 0.1 * 16000
