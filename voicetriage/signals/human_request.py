@@ -22,13 +22,13 @@ request still fires before the final.
 from __future__ import annotations
 
 import re
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..events import Dtmf, Final, Partial
 from .base import CALLER, Signal
+from .belief import belief
 from .options import HumanRequestOptions
 from .text import normalize
 
@@ -90,45 +90,6 @@ _PRESS_ZERO = re.compile(rf"(按|撳|揿|press|pressing|dial) ?{_ZERO_WORD}(?![0
 
 def _zeros(repeats: int) -> re.Pattern[str]:
     return re.compile(rf"{_NUMBER_BEFORE}({_ZERO_WORD} ?){{{repeats},}}(?![0-9])")
-
-
-# what the recogniser must believe (Whisper's own fallback thresholds: log-prob -1.0,
-# compression ratio 2.4) before a request or an emergency word counts
-MIN_LANGUAGE_PROB = 0.5
-MIN_AVG_LOGPROB = -1.0
-MAX_COMPRESSION_RATIO = 2.4
-# a partial's unstable tail counts only from a confident decode
-CONFIDENT_AVG_LOGPROB = -0.5
-CONFIDENT_LANGUAGE_PROB = 0.8
-
-
-def _text_compression(text: str) -> float:
-    raw = text.strip().encode("utf-8")
-    return len(raw) / len(zlib.compress(raw)) if len(raw) >= 24 else 0.0
-
-
-def belief(ev: Partial | Final, text: str | None = None) -> tuple[bool, bool, list[str]]:
-    """(believed, confident, reasons for doubt) for an event's transcript.
-
-    ``believed``: the language probability, the average log-probability and the
-    absence of a repetition loop say the text is what was said. ``confident``:
-    believed, with a log-probability of -0.5 or better and a language probability
-    of 0.8 or more. An event without a log-probability (an older producer) is
-    believed on its language probability but never confident.
-    """
-    doubts = []
-    p = float(ev.language_probability)
-    lp = ev.avg_logprob
-    if p < MIN_LANGUAGE_PROB:
-        doubts.append(f"language {ev.language or '?'} p={p:.2f}")
-    if lp is not None and lp < MIN_AVG_LOGPROB:
-        doubts.append(f"avg log-prob {lp:.2f}")
-    cr = max(float(ev.compression_ratio or 0.0), _text_compression(ev.text if text is None else text))
-    if cr > MAX_COMPRESSION_RATIO:
-        doubts.append(f"repetition (compression ratio {cr:.1f})")
-    believed = not doubts
-    confident = believed and lp is not None and lp >= CONFIDENT_AVG_LOGPROB and p >= CONFIDENT_LANGUAGE_PROB
-    return believed, confident, doubts
 
 
 @dataclass(frozen=True)
