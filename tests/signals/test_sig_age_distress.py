@@ -96,3 +96,14 @@ def test_arousal_against_the_callers_own_baseline(final):
     x = tone(190, 1.5, level=0.3)
     fresh.on_audio("caller", x, 0.0)
     assert fresh.on_event(final("我想问一下", 0, 1.5)) == []
+
+
+def test_distress_words_need_a_believed_transcript(partial, final):
+    ex = DistressExtractor("c1", ProsodyTracker())
+    # a stable partial of a decode the recogniser doubts, then a doubtful final: no cue
+    assert ex.on_event(partial("救命啊我爸爸摔倒了", "", utterance=0, logprob=-1.4)) == []
+    out = ex.on_event(final("救命啊我爸爸摔倒了", 0, 3, utterance=0, logprob=-1.4))
+    assert all(s.value < 0.5 for s in out)
+    # the same words from a decode it believes
+    [s] = ex.on_event(final("救命啊我爸爸摔倒了", 4, 7, utterance=1))
+    assert s.value >= 0.75 and "emergency" in s.evidence["kinds"]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from voicetriage.signals.human_request import HumanRequestExtractor, find_request
+from voicetriage.signals.human_request import belief, HumanRequestExtractor, find_request
 from voicetriage.signals.options import HumanRequestOptions
 
 
@@ -45,6 +45,38 @@ def test_unstable_tail_fires_with_less_confidence(partial):
     out = ex.on_event(partial("你好", "转人工", utterance=1))
     assert len(out) == 1 and out[0].evidence["source"] == "partial"
     assert out[0].confidence < 0.9
+
+
+def test_unstable_tail_needs_a_confident_decode(partial, final):
+    # garbled synthetic speech: the tail reads 转人工 but the decode is unsure
+    ex = HumanRequestExtractor("c1")
+    assert ex.on_event(partial("你好", "转人工", utterance=1, logprob=-0.8)) == []
+    assert ex.on_event(partial("你好", "转人工", utterance=1, logprob=None)) == []  # no confidence given
+    # ... once the hypotheses agree on it (stable prefix), it counts on a believed decode
+    out = ex.on_event(partial("你好转人工", "", utterance=1, logprob=-0.8))
+    assert len(out) == 1 and out[0].evidence["source"] == "partial_stable" and out[0].confidence >= 0.8
+
+
+@pytest.mark.parametrize("kw, doubt", [
+    ({"prob": 0.35}, "language"),
+    ({"logprob": -1.3}, "log-prob"),
+    ({"compression": 3.1}, "repetition"),
+])
+def test_requests_need_a_transcript_the_recogniser_believes(final, partial, kw, doubt):
+    ex = HumanRequestExtractor("c1")
+    assert ex.on_event(partial("我要转人工", "", utterance=0, **kw)) == []  # not even stable text
+    [s] = ex.on_event(final("我要转人工", 0, 2, utterance=0, **kw))
+    assert s.evidence["source"] == "final_doubtful" and s.confidence < 0.5
+    assert any(doubt in d for d in s.evidence["doubts"]) and s.evidence["requests"] == 0
+    # the same words, believed, in the next utterance: a real request
+    [t] = ex.on_event(final("我要转人工", 3, 5, utterance=1))
+    assert t.evidence["source"] == "final" and t.confidence >= 0.9 and t.evidence["requests"] == 1
+
+
+def test_a_looping_transcript_is_not_believed_even_without_a_ratio(final):
+    loop = "转人工" * 12
+    assert belief(final(loop))[0] is False
+    assert belief(final("我要转人工"))[:2] == (True, True)
 
 
 def test_repeated_request_raises_confidence(final):

@@ -31,10 +31,103 @@ def test_cantonese_markers_beat_the_mandarin_prior(final):
     assert s.evidence["label"] == "cantonese" and s.confidence >= 0.6
 
 
-def test_traditional_script_alone_is_only_modest_evidence(final):
-    one = run([final("香港的消費市場從此不一樣")])
-    assert one.value["cantonese"] > run([final("香港的消费市场从此不一样")]).value["cantonese"]
-    assert one.confidence < 0.6  # one Traditional sentence is not enough to route
+# the detector's candidates as Whisper base gives them (tuning half of ../shared/eval)
+MANDARIN_CANDS = (("zh", 0.9984), ("en", 0.0005), ("ja", 0.0003), ("ko", 0.0001), ("ru", 0.0001))
+CANTONESE_CANDS = (("zh", 0.9938), ("vi", 0.0031), ("th", 0.0016), ("en", 0.0008), ("ko", 0.0002))
+DIALECT_QUEUES = {"cantonese_agent", "wu_agent", "hakka_agent", "minnan_agent"}
+
+
+def route(signals):
+    """The queues the default policy sends a call to, given its language signals in order."""
+    from voicetriage.policy import load_policy
+
+    st = load_policy().start("c1")
+    return {h.queue for s in signals for h in st.update([s], s.time)}
+
+
+def run_all(finals):
+    ex = LanguageExtractor("c1")
+    return [s for f in finals for s in ex.on_event(f)]
+
+
+@pytest.mark.parametrize("probe, cands", [(None, ()), (-0.13, MANDARIN_CANDS), (0.02, MANDARIN_CANDS)])
+def test_mandarin_in_traditional_script_is_not_cantonese(final, probe, cands):
+    # Whisper base writes plain Mandarin in Traditional characters (three of four
+    # neutral Mandarin test calls went to cantonese_agent on main)
+    texts = ["我的銀行卡被鎖了,輸了三次密碼", "現在取不了錢。", "請問這個月的養老金什麼時候到賬?",
+             "你們的營業廳在哪裡,週末幾點下班?"]
+    sigs = run_all([final(t, 3 * i, 3 * i + 2.5, utterance=i, prob=1.0, logprob=-0.2, candidates=cands,
+                          probe=probe) for i, t in enumerate(texts)])
+    assert all(sg.evidence["label"] == "mandarin" for sg in sigs)
+    # no cue at all leaves Cantonese at its prior share (about 0.25); cues push it down
+    assert max(sg.value["cantonese"] for sg in sigs) < (0.3 if probe is None else 0.1)
+    assert not route(sigs) & DIALECT_QUEUES
+
+
+def test_traditional_script_alone_is_no_cantonese_evidence(final):
+    trad = run([final("香港的消費市場從此不一樣")])
+    neutral = run([final("我想查一下我的")])  # characters written alike in both scripts
+    simp = run([final("香港的消费市场从此不一样")])
+    assert trad.evidence["label"] == simp.evidence["label"] == "mandarin"
+    assert trad.value["cantonese"] == pytest.approx(neutral.value["cantonese"], abs=0.01)
+    assert simp.value["cantonese"] < trad.value["cantonese"]  # Simplified: mildly against
+
+
+def test_cantonese_particles_route_to_cantonese(final):
+    sigs = run_all([final("佢哋嘅服務態度係好好嘅", 0, 3, logprob=-0.5),
+                    final("我哋首先處理咗一件", 4, 6, utterance=1, logprob=-0.6)])
+    assert sigs[-1].evidence["label"] == "cantonese" and sigs[-1].confidence >= 0.6
+    assert "cantonese_agent" in route(sigs)
+
+
+def test_tone_language_doubt_and_the_probe_point_to_cantonese(final):
+    # written-Mandarin text (Whisper rewrites Cantonese), but the detector's doubt goes
+    # to Vietnamese/Thai and the Cantonese prompt fits better
+    yue = run_all([final("無論是提出任何的要求", 0, 2.3, prob=0.998, logprob=-0.3,
+                         candidates=CANTONESE_CANDS, probe=0.24)])
+    assert yue[-1].evidence["label"] == "cantonese" and yue[-1].confidence >= 0.6
+    assert yue[-1].evidence["last"]["tonal_cue"] > 0 and yue[-1].evidence["last"]["probe_cue"] > 0
+    assert "cantonese_agent" in route(yue)
+    # the same text with Mandarin's doubt and probe
+    cmn = run([final("無論是提出任何的要求", 0, 2.3, prob=0.998, logprob=-0.3,
+                     candidates=MANDARIN_CANDS, probe=-0.1)])
+    assert cmn.evidence["label"] == "mandarin" and cmn.value["cantonese"] < 0.1
+
+
+def test_a_broken_probe_is_no_cantonese_evidence(final):
+    # the Mandarin-prompt decode collapsed to "。" (avg log-prob -3.9): a delta of 3.4
+    s = run([final("希望你以後能夠做得比我還好", 0, 3, prob=0.997, logprob=-0.4, candidates=MANDARIN_CANDS,
+                   probe=3.39)])
+    assert "probe_cue" not in s.evidence["last"]
+    assert s.evidence["label"] == "mandarin" and s.value["cantonese"] < 0.1
+
+
+def test_chinese_the_model_cannot_follow_goes_to_wu_not_mandarin(final):
+    # Wu as Whisper base hears it: zh with little probability, poor log-prob, fallback
+    # decodes, Burmese/Tibetan/Korean among the candidates
+    wu = [final("加格格的机会奉奉相应", 0, 5, prob=0.64, logprob=-1.5, temperature=1.0,
+                candidates=(("zh", 0.64), ("my", 0.28), ("bo", 0.03), ("en", 0.01), ("th", 0.006))),
+          final("正方柏阳的边阿转转片", 6, 9, utterance=1, prob=0.66, logprob=-1.29, temperature=1.0,
+                candidates=(("zh", 0.66), ("my", 0.21), ("en", 0.07), ("bo", 0.02), ("ms", 0.006)))]
+    sigs = run_all(wu)
+    assert sigs[-1].evidence["label"] == "wu" and sigs[-1].confidence >= 0.45
+    assert "wu_agent" in route(sigs)
+    # Mandarin the model follows cleanly counts against Wu, Hakka and Minnan
+    cmn = run([final("甚至出现交易几乎停滞的情况", 0, 4, prob=0.999, logprob=-0.21, candidates=MANDARIN_CANDS)])
+    assert cmn.value["wu"] + cmn.value["hakka"] + cmn.value["minnan"] < 0.1
+
+
+def test_the_call_decides_not_one_utterance(final):
+    # a Mandarin caller with one doubtful, faintly Cantonese-like utterance among clean ones
+    finals = [final("我想查一下這個月的電費是多少", 0, 4, prob=1.0, logprob=-0.12, candidates=MANDARIN_CANDS,
+                    probe=-0.13),
+              final("聽說你們有客服", 5, 7, utterance=1, prob=0.99, logprob=-0.7, candidates=CANTONESE_CANDS,
+                    probe=0.1),
+              final("它能幫我查賬單嗎", 8, 10, utterance=2, prob=0.99, logprob=-0.3, candidates=MANDARIN_CANDS,
+                    probe=-0.08)]
+    sigs = run_all(finals)
+    assert sigs[-1].evidence["label"] == "mandarin"
+    assert not route(sigs) & DIALECT_QUEUES
 
 
 def test_marker_kei_is_not_confused_with_simplified_xi(final):

@@ -102,10 +102,31 @@ def test_slow_speaker_is_flagged_and_normal_speaker_is_not(tiny_engine, tmp_path
     assert 0.35 < rs.value / rn.value < 0.7  # sox tempo 0.5 halves the rate
 
 
+def test_halting_caller_goes_to_the_senior_team_within_20_s(tiny_engine, tmp_path):
+    # a few words, a stop, a few more: each piece at an ordinary pace, 2.5 s of silence
+    # between them (well under the 5 s of a turn-taking gap)
+    pieces = ["Hello.", "I want to ask.", "About my bill.", "It is.", "Too much.", "This month.", "Please."]
+    paths = [speak(tmp_path, f"p{i}", t, "en-us", wpm=150) for i, t in enumerate(pieces)]
+    events, signals = call(tiny_engine, *paths, gap_s=2.5)
+    rate = last(signals, "speaking_rate")
+    assert rate is not None and rate.evidence["slow"] is True, rate
+    assert "halting" in rate.evidence["pattern"]
+    senior = [h for h in hints(events) if h.queue == "senior_human"]
+    assert senior and "slow_speech" in senior[0].rules
+    assert senior[0].time <= 20.0  # call time, not wall time: no timed assertion
+    # the same words said in one go: not slow, no hint
+    fluent = speak(tmp_path, "fluent", " ".join(pieces), "en-us", wpm=150)
+    events, signals = call(tiny_engine, fluent)
+    assert last(signals, "speaking_rate").evidence["slow"] is False
+    assert not [h for h in hints(events) if h.queue == "senior_human"]
+
+
 def test_cantonese_caller_goes_to_a_cantonese_agent(base_engine, manifest):
     # espeak-ng's Cantonese is not Chinese to Whisper base (it hears English), so this
-    # scenario uses three real Cantonese utterances of ../shared/eval as one call
-    yue = [Path(manifest[c]["path"]) for c in ("yue_wsyue_09", "yue_wsyue_05", "yue_wsyue_12")]
+    # scenario uses three real Cantonese utterances of ../shared/eval as one call: clips
+    # of the TUNING half (voicetriage.evaluation.split_halves), whose numbers set the
+    # dialect cues, so this checks the mechanism, not the held-out accuracy
+    yue = [Path(manifest[c]["path"]) for c in ("yue_wsyue_04", "yue_wsyue_06", "yue_wsyue_11")]
     events, signals = call(base_engine, *yue, gap_s=1.0)
     lang = last(signals, "language")
     assert lang is not None and lang.evidence["label"] == "cantonese", lang

@@ -14,7 +14,9 @@ evidence (1 - prod(1 - c)) over the recent part of the call:
   similarity with one of their last three utterances).
 
 Cues older than ``HALF_LIFE_S`` count for less: a call that calms down
-drops back.
+drops back. Words count only from a transcript the recogniser believes
+(:func:`~voicetriage.signals.belief.belief`): on a partial, in its stable prefix
+of a believed decode; on a final, a believed one. Prosody needs no transcript.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 
 from ..events import Final, Partial
 from .base import CALLER, Signal
+from .belief import belief
 from .options import DistressOptions
 from .prosody import ProsodyTracker
 from .text import normalize, similarity
@@ -118,6 +121,8 @@ class DistressExtractor:
     def on_event(self, event: object) -> list[Signal]:
         if isinstance(event, Partial) and event.track == CALLER and event.stable:
             # emergencies should not wait for the end of the utterance
+            if not belief(event, event.stable)[0]:
+                return []
             seen = self._partial_seen.setdefault(event.utterance, set())
             new = [c for c in lexical_cues(event.stable, event.start, self.options.phrases)
                    if c.kind == "emergency" and c.detail not in seen]
@@ -131,8 +136,10 @@ class DistressExtractor:
             return []
         self._now = max(self._now, event.end)
         seen = self._partial_seen.pop(event.utterance, set())
-        cues = [c for c in lexical_cues(event.text, event.start, self.options.phrases) if c.detail not in seen]
-        rep = self._repeat(event.text)
+        believed = belief(event)[0]
+        cues = [c for c in lexical_cues(event.text, event.start, self.options.phrases) if c.detail not in seen] \
+            if believed else []
+        rep = self._repeat(event.text) if believed else None
         if rep is not None:
             self._repeats += 1
             cues.append(Cue("repeat", min(0.6, 0.25 + 0.1 * self._repeats), event.start, rep))

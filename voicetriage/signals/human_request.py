@@ -8,6 +8,15 @@ Simplified spellings and full-width characters all match, and on
 character classes for the near-homophones Whisper writes for these words
 (转人工 -> 专人工 / 转人公 ...). A request preceded by a negation ("不要转人工",
 "I don't need an agent") does not fire.
+
+Only text the recogniser believes counts (:func:`belief`): a language
+probability of at least 0.5, an average log-probability of at least -1.0 and
+no repetition loop (compression ratio at most 2.4, Whisper's own thresholds).
+On a partial, a phrase inside the stable prefix (two hypotheses agreed on it)
+counts on that; one that reaches into the unstable tail counts only when the
+decode is confident (log-probability -0.5 or better, language probability 0.8
+or more), so a garbled tail cannot send the call to a person, and a clear
+request still fires before the final.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import numpy as np
 
 from ..events import Dtmf, Final, Partial
 from .base import CALLER, Signal
+from .belief import belief
 from .options import HumanRequestOptions
 from .text import normalize
 
@@ -87,6 +97,7 @@ class Match:
     label: str
     weight: float
     position: float  # 0..1: where in the text the phrase starts
+    end: int = 0  # index just after the phrase in the normalised text
 
 
 def _negated(text: str, start: int) -> bool:
@@ -103,12 +114,12 @@ def find_request(text: str, extra: tuple[str, ...] = (), zero_repeats: int = 2) 
     n = max(1, len(t))
     words = len(t.split(" ")) if t.isascii() else len(t)
 
-    def consider(label: str, weight: float, start: int) -> None:
+    def consider(label: str, weight: float, start: int, end: int) -> None:
         nonlocal best
         if _negated(t, start):
             return
         if best is None or weight > best.weight:
-            best = Match(label, weight, start / n)
+            best = Match(label, weight, start / n, end)
 
     masked = _EXCLUDE.sub(lambda m: "#" * len(m.group()), t)
     for p in PHRASES:
@@ -117,22 +128,25 @@ def find_request(text: str, extra: tuple[str, ...] = (), zero_repeats: int = 2) 
             # a bare "agent"/"human" inside a long English sentence is weaker evidence
             if p.label in ("agent", "human", "customer service") and words > 8:
                 w -= 0.2
-            consider(p.label, w, m.start())
+            consider(p.label, w, m.start(), m.end())
     # a short utterance that is just "人工" ("人工!" "人工，人工")
     if re.fullmatch(f"({_REN}{_GONG})+(啊|呀|吧|呢|啦|嘛)?", masked):
-        consider("人工", 0.9, 0)
+        consider("人工", 0.9, 0, len(masked))
     for phrase in extra:
         p = normalize(phrase)
         i = masked.find(p) if p else -1
         if i >= 0:
-            consider(phrase, 0.9, i)
+            consider(phrase, 0.9, i, i + len(p))
     m = _zeros(max(2, zero_repeats)).search(t)
     if m:
-        consider("repeated zeros", 0.85, m.start())
+        consider("repeated zeros", 0.85, m.start(), m.end())
     m = _PRESS_ZERO.search(t)
     if m:
-        consider("press zero", 0.8, m.start())
+        consider("press zero", 0.8, m.start(), m.end())
     return best
+
+
+DOUBTFUL_CONFIDENCE = 0.3
 
 
 class HumanRequestExtractor:
@@ -157,48 +171,52 @@ class HumanRequestExtractor:
         if isinstance(event, Dtmf):
             return self._on_dtmf(event) if event.track == CALLER else []
         if isinstance(event, Partial) and event.track == CALLER and self.options.partials:
-            return self._on_text(event, event.stable, "partial_stable", 0.05) + self._on_text(
-                event, event.text, "partial", 0.2
-            )
+            believed, confident, doubts = belief(event)
+            if not believed:
+                return []
+            out = self._on_text(event, event.stable, "partial_stable", 0.05, doubts)
+            if confident:
+                out += self._on_text(event, event.text, "partial", 0.2, doubts)
+            return out
         if isinstance(event, Final) and event.track == CALLER:
-            return self._on_text(event, event.text, "final", 0.0)
+            believed, _, doubts = belief(event)
+            return self._on_text(event, event.text, "final" if believed else "final_doubtful", 0.0, doubts)
         return []
 
     def on_close(self) -> list[Signal]:
         return []
 
-    def _on_text(self, ev: Partial | Final, text: str, source: str, discount: float) -> list[Signal]:
+    def _on_text(self, ev: Partial | Final, text: str, source: str, discount: float,
+                 doubts: list[str]) -> list[Signal]:
         m = find_request(text, self.options.phrases, self.options.zero_repeats)
         if m is None:
             return []
         conf = round(max(0.0, m.weight - discount), 3)
+        if source == "final_doubtful":
+            # the recogniser does not believe this text: kept as a trace, under any
+            # sensible threshold, and not counted as the caller asking
+            conf = round(min(conf, DOUBTFUL_CONFIDENCE), 3)
         prev = self._emitted.get(ev.utterance)
         if prev is not None and conf < prev + 0.05:
             return []
-        if prev is None:
+        if prev is None and source != "final_doubtful":
             self._requests += 1
         # asking again in a later utterance makes the request unmistakable
-        conf = round(min(0.99, conf + 0.03 * (self._requests - 1)), 3)
+        if source != "final_doubtful":
+            conf = round(min(0.99, conf + 0.03 * (self._requests - 1)), 3)
         self._emitted[ev.utterance] = conf
         self._now = max(self._now, ev.end)
         evidence_time = ev.start + m.position * max(0.0, ev.end - ev.start)
-        return [
-            Signal(
-                self.call_id,
-                self.name,
-                True,
-                conf,
-                self._now,
-                round(evidence_time, 3),
-                {
-                    "phrase": m.label,
-                    "text": text,
-                    "source": source,
-                    "utterance": ev.utterance,
-                    "requests": self._requests,
-                },
-            )
-        ]
+        evidence = {
+            "phrase": m.label,
+            "text": text,
+            "source": source,
+            "utterance": ev.utterance,
+            "requests": self._requests,
+        }
+        if doubts:
+            evidence["doubts"] = doubts
+        return [Signal(self.call_id, self.name, True, conf, self._now, round(evidence_time, 3), evidence)]
 
     def _on_dtmf(self, ev: Dtmf) -> list[Signal]:
         self._now = max(self._now, ev.time)
@@ -228,4 +246,4 @@ class HumanRequestExtractor:
         )
 
 
-__all__ = ["HumanRequestExtractor", "find_request", "PHRASES"]
+__all__ = ["HumanRequestExtractor", "find_request", "belief", "PHRASES"]

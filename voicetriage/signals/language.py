@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 
@@ -61,14 +62,14 @@ MARKERS: dict[str, tuple[tuple[str, float], ...]] = {
         ("揾", 1.5), ("搵", 1.5), ("啱", 1.5), ("嘞", 1.0), ("㗎", 1.5), ("噃", 1.5),
         ("喎", 1.5), ("瞓", 1.5), ("嬲", 1.5), ("唔", 1.2), ("咁", 0.8), ("仲", 0.4),
         ("琴日", 1.5), ("听日", 1.2), ("而家", 1.2), ("点解", 1.2), ("边度", 1.2),
-        ("唔该", 1.5), ("多谢", 0.5), ("靓", 0.6), ("返工", 1.0), ("食饭", 0.6),
+        ("唔该", 1.5), ("靓仔", 1.0), ("返工", 0.3), ("食饭", 0.6),
     ),
     "wu": (
         ("侬", 1.5), ("阿拉", 1.5), ("伊拉", 1.5), ("搿", 1.5), ("侪", 1.5), ("覅", 1.5),
         ("㑚", 1.5), ("哪能", 1.2), ("辰光", 1.2), ("物事", 1.0), ("事体", 1.0),
-        ("今朝", 1.0), ("明朝", 0.6), ("倷", 1.5), ("勿", 0.8), ("伐", 0.8), ("辣辣", 1.0),
-        ("交关", 1.0), ("晓得伐", 1.5), ("老好", 0.8), ("屋里向", 1.5), ("里向", 1.0),
-        ("弗", 0.6), ("个辰光", 0.5),
+        ("今朝", 0.5), ("倷", 1.5), ("勿", 0.3), ("伐", 0.3), ("辣辣", 1.0),
+        ("交关", 1.0), ("晓得伐", 1.5), ("屋里向", 1.5), ("里向", 1.0),
+        ("弗", 0.2), ("个辰光", 0.5),
     ),
     "hakka": (
         ("𠊎", 2.0), ("厓", 1.2), ("恁", 0.6), ("毋", 0.6), ("么个", 1.2), ("麽个", 1.2),
@@ -84,7 +85,8 @@ MARKERS: dict[str, tuple[tuple[str, float], ...]] = {
 RAW_MARKERS: dict[str, tuple[tuple[str, float], ...]] = {
     "cantonese": (("係", 0.8), ("唔係", 1.0), ("嗰", 0.5)),
 }
-_NOT_MARKER = re.compile("关系|關係|联系|聯繫|係數")
+# Mandarin words that contain a marker character
+_NOT_MARKER = re.compile("关系|關係|联系|聯繫|係數|步伐|征伐|讨伐|請勿|请勿|切勿")
 MARKER_CAP = 4.0  # per utterance, per variety
 
 TONAL_MISTAKES = frozenset({"vi", "th", "lo", "km"})
@@ -94,11 +96,77 @@ _OTHER_WORD = re.compile(r"[^\W\d_\u3400-\u9fff\uf900-\ufaff]+")  # words of any
 W_ZH = 3.0  # Whisper says zh/yue
 W_EN = 4.0  # Whisper says en
 W_OTHER = 3.0  # Whisper names another language confidently
-W_TRADITIONAL = 1.4  # log likelihood ratio of all-Traditional text, Cantonese vs Mandarin (~0.9/0.25)
-W_SIMPLIFIED = 2.0  # all-Simplified text, Mandarin vs Cantonese (~0.75/0.07, damped)
-W_TONAL = 2.0  # Whisper says vi/th/lo/km/my on a Chinese line
-W_UNSURE_ZH = 1.0
-W_GARBLED = 1.5  # Chinese the model could not follow -> unseen dialect
+W_SIMPLIFIED = 1.0  # all-Simplified text: mild evidence against Cantonese (Whisper base writes it in Traditional)
+W_TONAL = 2.0  # Whisper's top language is vi/th/lo/km on a Chinese line
+W_TONAL_SHARE = 1.0  # per unit of the tonal-share cue (see _tonal_cue)
+W_PROBE = 1.0  # per unit of the two-prompt probe cue (see _probe_cue)
+W_UNFAMILIAR = 1.5  # per unit of "Chinese the model cannot follow" (see _unfamiliar_cue)
+
+# Whisper hears a tone language in Cantonese: of the probability it does not give to
+# zh, Cantonese finals put 25-99% on Vietnamese/Thai, Mandarin finals 0-5% (English,
+# Japanese, Korean instead), measured on the tuning half of ../shared/eval at 1x
+TONAL_CODES = ("vi", "th", "lo", "km")
+TONAL_SHARE_NEUTRAL = 0.15
+TONAL_SHARE_SCALE = 0.15
+MIN_REST = 2e-4  # below this the non-zh mass is rounding noise: no tonal cue
+# two-prompt probe (avg log-prob under a Cantonese prompt minus a Mandarin one):
+# neutral at 0.06; beyond +-0.8 one of the two decodes broke down (a loop, an empty
+# text), which says nothing about Cantonese
+PROBE_NEUTRAL = 0.06
+PROBE_SCALE = 0.08
+PROBE_BROKEN = 0.8
+# Cantonese probes on the tuning half stay under 0.45; larger differences come from one
+# decode falling apart (seen on Wu): no Cantonese evidence, some "cannot follow" evidence
+PROBE_UNSTABLE = 0.45
+W_FOLLOWED = 1.5  # Chinese the model follows cleanly: not Wu/Hakka/Minnan
+
+
+def _clip(x: float, lo: float, hi: float) -> float:
+    return max(lo, min(hi, x))
+
+
+def _ramp(x: float, good: float, bad: float) -> float:
+    """0 at ``good``, 1 at ``bad``, linear between."""
+    return _clip((x - good) / (bad - good), 0.0, 1.0)
+
+
+def candidates_of(final: Final) -> dict[str, float]:
+    """The detector's candidates as code -> probability (just the final's language without them)."""
+    if final.language_candidates:
+        return {str(c).lower(): float(p) for c, p in final.language_candidates}
+    lang = (final.language or "").lower()
+    return {lang: float(final.language_probability)} if lang else {}
+
+
+def _tonal_cue(cand: Mapping[str, float]) -> float | None:
+    """-1 (Mandarin-like) .. +2 (Cantonese-like): the share of the non-Chinese mass on tone languages."""
+    pz = cand.get("zh", 0.0) + cand.get("yue", 0.0)
+    rest = sum(p for c, p in cand.items() if c not in ("zh", "yue"))
+    if pz < 0.5 or rest < MIN_REST:
+        return None
+    share = sum(cand.get(c, 0.0) for c in TONAL_CODES) / rest
+    return _clip((share - TONAL_SHARE_NEUTRAL) / TONAL_SHARE_SCALE, -1.0, 2.0)
+
+
+def _probe_cue(probe: float | None) -> float | None:
+    """-1.5 .. +1.5 from the Cantonese-vs-Mandarin probe, None when absent or broken."""
+    if probe is None or not math.isfinite(probe) or abs(probe) > PROBE_BROKEN or probe > PROBE_UNSTABLE:
+        return None
+    return _clip((probe - PROBE_NEUTRAL) / PROBE_SCALE, -1.5, 1.5)
+
+
+def _unfamiliar_cue(final: Final, pz: float) -> float:
+    """0 .. 2.5: how badly the model follows this Chinese (low zh probability, poor
+    log-probability, the temperature fallback was needed, the two prompts' decodes
+    far apart). Whisper base follows Mandarin and, as written Chinese, Cantonese;
+    Wu, Hakka and Minnan it cannot."""
+    u = 1.0 * _ramp(pz, 0.95, 0.5) + 0.7 * _ramp(final.avg_logprob, -0.8, -1.4)
+    if final.temperature > 0:
+        u += 0.3
+    probe = final.dialect_probe
+    if probe is not None and math.isfinite(probe) and abs(probe) > PROBE_UNSTABLE:
+        u += 0.5
+    return u
 
 
 @dataclass(frozen=True)
@@ -144,65 +212,72 @@ def utterance_evidence(final: Final, min_han: int = 4, chinese_so_far: float = 0
     s = script_stats(text)
     scores = {k: 0.0 for k in LANGUAGES}
     notes: dict[str, object] = {}
+    cand = candidates_of(final)
     lang = (final.language or "").lower()
-    p = max(0.0, min(1.0, final.language_probability))
+    p = _clip(final.language_probability, 0.0, 1.0)
+    pz = cand.get("zh", 0.0) + cand.get("yue", 0.0)
+    if lang in ("zh", "yue"):
+        pz = max(pz, p)
     logprob = final.avg_logprob
     garbled = logprob < -1.0 or (final.no_speech_prob > 0.6 and logprob < -0.7)
     notes["whisper"] = f"{lang or '?'} {p:.2f}"
     notes["avg_logprob"] = round(logprob, 2)
 
+    chinese_line = False
     if lang in ("zh", "yue"):
+        chinese_line = True
         for k in CHINESE:
             scores[k] += W_ZH * p
         if lang == "yue":
             scores["cantonese"] += W_ZH * p
-        elif p < 0.85:
-            # unsure it is Chinese at all: Wu came out as zh 0.67-0.73 here
-            for k in ("wu", "hakka", "minnan"):
-                scores[k] += W_UNSURE_ZH * (0.85 - p) / 0.35
-    elif lang in TONAL_MISTAKES and not garbled:
+    elif lang in TONAL_MISTAKES:
         # Whisper base hears Cantonese as Vietnamese/Thai now and then (3 of 19
-        # Cantonese calls in ../shared/eval), never Mandarin there
-        scores["cantonese"] += W_TONAL * p
-        scores["other"] += 0.5 * W_TONAL * p
+        # Cantonese calls of ../shared/eval), never Mandarin; less so when it is guessing
+        w = W_TONAL * p * (0.6 if garbled else 1.0)
+        scores["cantonese"] += w
+        scores["other"] += 0.5 * w
         notes["tonal_mistake"] = lang
-    elif lang and garbled:
-        # a language named with a poor score (Wu came out as pt, ja, ko, my, es and
-        # even "I don't know." in English): speech the model cannot follow. From a
-        # caller who sounded Chinese before, that is a dialect, and Whisper base
-        # follows Mandarin well, so it is not Mandarin.
-        share = chinese_so_far
+    elif lang and (garbled or p < 0.6) and (chinese_so_far > 0 or pz >= 0.05):
+        # a language named with a poor score (Wu came out as pt, es, ko, ja, my, bo and
+        # even "Hm." in English): speech the model cannot follow. From a caller who
+        # sounded Chinese before, or with zh among the candidates, that is a dialect.
+        share = max(chinese_so_far, min(1.0, pz / 0.3))
         scores["other"] += 1.0 * (1 - share)
         for k in ("wu", "hakka", "minnan"):
-            scores[k] += 1.5 * share
-        scores["cantonese"] += 0.5 * share
-        scores["mandarin"] -= 1.0
+            scores[k] += W_UNFAMILIAR * share
+        scores["mandarin"] -= 1.0 * share
         if lang == "en":  # a noisy English line stays possible
             scores["english"] += 1.0 * p
-        notes["unfamiliar"] = True
+        notes["unfamiliar"] = round(share, 2)
     elif lang == "en":
         scores["english"] += W_EN * p
-    elif lang in TONAL_MISTAKES:
-        scores["cantonese"] += W_TONAL * p
-        scores["other"] += 0.5 * W_TONAL * p
-        notes["tonal_mistake"] = lang
     elif lang:
         scores["other"] += W_OTHER * p
 
-    # script: Whisper base writes Cantonese in Traditional characters (14 of 15
-    # clips) but Mandarin too now and then (2 of 8), so all-Traditional is
-    # modest evidence and all-Simplified strong evidence against Cantonese
-    ratio = s.traditional_ratio
-    if ratio is not None and s.traditional + s.simplified >= 2:
-        tilt = (ratio - 0.5) * 2  # -1 all Simplified .. +1 all Traditional
-        amount = min(1.0, (s.traditional + s.simplified) / 4)
-        if tilt > 0:
-            scores["cantonese"] += W_TRADITIONAL * tilt * amount
-            scores["wu"] += 0.5 * W_TRADITIONAL * tilt * amount
-        else:
-            # against Cantonese only: garbled Wu comes out Simplified as often as not
-            scores["cantonese"] -= W_SIMPLIFIED * -tilt * amount
-        notes["traditional_ratio"] = round(ratio, 2)
+    if chinese_line:
+        # Cantonese vs Mandarin: the tone-language share of the detector's doubt and the
+        # two-prompt probe; the script is no evidence (Whisper base writes both in
+        # Traditional characters), all-Simplified text only mildly against Cantonese
+        tonal = _tonal_cue(cand)
+        probe = _probe_cue(final.dialect_probe)
+        if tonal is not None:
+            scores["cantonese"] += W_TONAL_SHARE * tonal
+            notes["tonal_cue"] = round(tonal, 2)
+        if probe is not None:
+            scores["cantonese"] += W_PROBE * probe
+            notes["probe_cue"] = round(probe, 2)
+        u = _unfamiliar_cue(final, pz)
+        if s.han >= 2:
+            # followed well (u near 0): against the varieties the model cannot follow
+            for k in ("wu", "hakka", "minnan"):
+                scores[k] += W_UNFAMILIAR * u - W_FOLLOWED * max(0.0, 1 - u / 0.5)
+            scores["mandarin"] -= 0.5 * u
+            notes["unfamiliar"] = round(u, 2)
+        ratio = s.traditional_ratio
+        if ratio is not None and ratio < 0.5 and s.traditional + s.simplified >= 2:
+            amount = min(1.0, (s.traditional + s.simplified) / 4)
+            scores["cantonese"] -= W_SIMPLIFIED * (1 - 2 * ratio) * amount
+            notes["traditional_ratio"] = round(ratio, 2)
 
     markers = _markers(text, to_simplified(text))
     if markers:
@@ -210,17 +285,15 @@ def utterance_evidence(final: Final, min_han: int = 4, chinese_so_far: float = 0
             scores[variety] += w
         notes["markers"] = {v: f for v, (_, f) in markers.items()}
 
-    if lang in ("zh", "yue") and garbled and s.han >= 2:
-        for k in ("wu", "hakka", "minnan"):
-            scores[k] += W_GARBLED
-        scores["mandarin"] -= 0.5
-        notes["garbled"] = True
-
     n = s.han + 2 * len(_OTHER_WORD.findall(text))
     if n < min_han and not markers and lang not in ("en",):
         weight = 0.5 * n / max(1, min_han)
     else:
         weight = 1.0
+    # a fragment under a second says little about how someone speaks
+    voiced = final.speech_s if final.speech_s > 0 else final.end - final.start
+    if 0 < voiced < 1.0:
+        weight *= max(0.3, voiced)
     return UtteranceEvidence(scores, weight, notes)
 
 
@@ -280,8 +353,9 @@ class LanguageExtractor:
         dist = self.distribution()
         label = max(dist, key=dist.get)
         # confidence: the top probability, damped while there is little speech
-        amount = min(1.0, self._weight / 2.0)
-        confidence = dist[label] * (0.5 + 0.5 * amount)
+        # (one full utterance: x0.87; a second-long fragment: x0.68)
+        amount = min(1.0, self._weight / 1.5)
+        confidence = dist[label] * (0.6 + 0.4 * amount)
         return [
             Signal(
                 self.call_id,

@@ -11,11 +11,25 @@ final the segmenter reports the utterance span and its voiced time
 * long pauses = gaps of ``long_pause_s`` or more between consecutive caller
   utterances (shorter than ``MAX_GAP_S``; longer gaps are turn-taking).
 
-"Slow" is an articulation rate below a per-language threshold,
-:data:`SLOW_THRESHOLDS`, well under the typical adult rate reported in the
-literature (see :data:`THRESHOLD_SOURCES` and docs/signals.md). Text in a
-script whose syllables cannot be counted (Whisper writes Cantonese in Thai
-now and then) is skipped.
+* call-time rate = syllables per second of the caller's call time (utterances
+  and the pauses between them, turn-taking gaps of ``MAX_GAP_S`` or more
+  excluded), also given per minute: what a listener hears as "slow".
+
+"Slow" is either of two patterns, each measured against published figures
+(:data:`THRESHOLD_SOURCES`, docs/signals.md), not fitted to a clip:
+
+* drawn-out speech: an articulation rate below a per-language threshold,
+  :data:`SLOW_THRESHOLDS`, well under the typical adult rate;
+* halting speech: a few words, a stop, a few more. The words themselves may
+  come at a normal pace, so the articulation rate stays normal; the call-time
+  rate falls below :data:`SLOW_CALL_RATE` (under half of the typical rate),
+  with a pause ratio of at least :data:`HALTING_PAUSE_RATIO`, two or more
+  pauses, over at least :data:`HALTING_MIN_CALL_S` of call time.
+
+``slow_for_s`` is the call time the slow pattern has been holding (from the
+first slow utterance to now): the policy's ``slow_speech`` rule waits for it.
+Text in a script whose syllables cannot be counted (Whisper writes Cantonese
+in Thai now and then) is skipped.
 """
 
 from __future__ import annotations
@@ -55,6 +69,21 @@ THRESHOLD_SOURCES = {
 }
 MAX_GAP_S = 5.0
 
+# halting speech: syllables per second of call time (pauses included). Typical adult
+# articulation is about 5 syl/s (Mandarin 5.18, Pellegrino et al. 2011; English about 5,
+# Jacewicz et al. 2010); with the 20-30% of pause time of fluent conversation that is
+# 3.5-4 syl/s of call time. Older speakers are slower and pause more often and longer
+# (Bona 2014, JASA 136(2) EL116; Kim et al. 2022, Phonetics and Speech Sciences 14(1)):
+# below 2.0 syl/s of call time (120 syllables a minute, under 40% of the typical
+# articulation rate) with at least 45% of it silent is slow by a wide margin.
+SLOW_CALL_RATE = {
+    "mandarin": 2.0, "cantonese": 2.0, "wu": 2.0, "hakka": 2.0, "minnan": 2.0,
+    "english": 2.0, "other": 2.0,
+}
+HALTING_PAUSE_RATIO = 0.45
+HALTING_MIN_CALL_S = 6.0
+HALTING_MIN_PAUSES = 2
+
 
 class SpeakingRateExtractor:
     """Signal "speaking_rate": value = articulation rate (syllables per voiced second)."""
@@ -78,6 +107,9 @@ class SpeakingRateExtractor:
         self._long_pauses = 0
         self._last_end: float | None = None
         self._slow_s = 0.0  # voiced seconds of utterances that were slow by themselves
+        self._pauses = 0  # gaps between utterances shorter than MAX_GAP_S
+        self._slow_since: float | None = None  # call time of the utterance the slow pattern began with
+        self._utt_starts: list[float] = []
         self._reliability: list[tuple[float, float]] = []
         self._first: float | None = None
         self._now = 0.0
@@ -108,8 +140,11 @@ class SpeakingRateExtractor:
             gap = event.start - self._last_end
             if 0 < gap < MAX_GAP_S:
                 self._gaps += gap
+                self._pauses += 1
                 if gap >= self.options.long_pause_s:
                     self._long_pauses += 1
+            elif gap >= MAX_GAP_S:
+                self._utt_starts.clear()  # a turn-taking gap: the halting stretch starts again
         self._last_end = event.end
         self._syllables += syl
         self._voiced += voiced
@@ -120,14 +155,32 @@ class SpeakingRateExtractor:
         self._reliability.append((1 - bad, voiced))
         if self._first is None:
             self._first = event.start
+        self._utt_starts.append(event.start)
         self._now = max(self._now, event.end)
         if self._voiced < self.options.min_speech_s:
             return []
         rate = self._syllables / self._voiced
+        call_s = self._span + self._gaps
+        call_rate = self._syllables / max(call_s, 1e-3)
+        pause_ratio = 1 - self._voiced / max(call_s, 1e-3)
         reliability = sum(r * d for r, d in self._reliability) / sum(d for _, d in self._reliability)
-        amount = min(1.0, self._voiced / 8.0)
+        amount = min(1.0, max(self._voiced / 8.0, call_s / 12.0))
         confidence = round(0.9 * reliability * (0.4 + 0.6 * amount), 3)
-        slow = rate < threshold
+        drawn_out = rate < threshold
+        halting = (
+            call_rate < SLOW_CALL_RATE.get(lang, SLOW_CALL_RATE["other"])
+            and pause_ratio >= HALTING_PAUSE_RATIO
+            and self._pauses >= HALTING_MIN_PAUSES
+            and call_s >= HALTING_MIN_CALL_S
+        )
+        slow = drawn_out or halting
+        if not slow:
+            self._slow_since = None
+        elif self._slow_since is None:
+            # slow since the first utterance of the stretch it was measured on
+            # (the call's caller speech since the last turn-taking gap)
+            self._slow_since = self._utt_starts[0] if self._utt_starts else event.start
+        pattern = [k for k, v in (("drawn_out", drawn_out), ("halting", halting)) if v]
         return [
             Signal(
                 self.call_id,
@@ -140,8 +193,14 @@ class SpeakingRateExtractor:
                     "slow": slow,
                     "articulation_rate": round(rate, 3),
                     "speech_rate": round(self._syllables / max(self._span, 1e-3), 3),
-                    "pause_ratio": round(1 - self._voiced / max(self._span + self._gaps, 1e-3), 3),
+                    "pause_ratio": round(pause_ratio, 3),
+                    "call_rate": round(call_rate, 3),
+                    "syllables_per_minute": round(60 * call_rate, 1),
+                    "call_s": round(call_s, 2),
+                    "pauses": self._pauses,
                     "long_pauses": self._long_pauses,
+                    "pattern": pattern,
+                    "slow_for_s": round(self._now - self._slow_since, 2) if self._slow_since is not None else 0.0,
                     "syllables": int(self._syllables),
                     "speech_s": round(self._voiced, 2),
                     "slow_speech_s": round(self._slow_s, 2),
@@ -159,4 +218,4 @@ class SpeakingRateExtractor:
         return []
 
 
-__all__ = ["SpeakingRateExtractor", "SLOW_THRESHOLDS", "THRESHOLD_SOURCES"]
+__all__ = ["SpeakingRateExtractor", "SLOW_THRESHOLDS", "SLOW_CALL_RATE", "THRESHOLD_SOURCES"]
