@@ -114,6 +114,13 @@ class AsrRequest:
     dialect_probe: bool = False
 
 
+def _round_prob(p: float) -> float:
+    """A candidate's probability for events: four significant digits, so the small
+    candidates the language signal reads (Vietnamese/Thai share beside zh 0.9999)
+    survive, and never a rounded-up 1.0 for a detected language."""
+    return min(float(f"{p:.4g}"), 0.9999) if p < 0.9999 else round(min(p, 0.999999), 6)
+
+
 def _compression_ratio(text: str) -> float:
     b = text.encode("utf-8")
     return len(b) / max(1, len(zlib.compress(b))) if b else 0.0
@@ -382,7 +389,7 @@ class AsrEngine:
                     no_speech_prob=d.no_speech_prob,
                     tokens=len(d.ids),
                     compression_ratio=d.compression_ratio,
-                    language_candidates=tuple((code, round(p, 4)) for code, p in dist),
+                    language_candidates=tuple((code, _round_prob(p)) for code, p in dist),
                     language_source=source,
                     temperature=d.temperature,
                     dialect_probe=probes.get(i),

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Mapping, Protocol, Sequence
 import numpy as np
 
 from .agreement import LocalAgreement
-from .asr import AsrRequest
+from .asr import AsrRequest, _round_prob
 from .audio.codecs import TARGET_RATE, AudioSpec, StreamDecoder
 from .config import AsrConfig, StreamConfig
 from .errors import AudioFormatError
@@ -414,7 +414,7 @@ class CallSession:
             no_speech_prob=round(result.no_speech_prob, 4),
             reason=ev.reason,
             speech_s=round(ev.speech_s, 3),
-            language_candidates=tuple((c, round(p, 4)) for c, p in result.language_candidates),
+            language_candidates=tuple((c, _round_prob(p)) for c, p in result.language_candidates),
             language_source=result.language_source,
             compression_ratio=round(result.compression_ratio, 3),
             temperature=result.temperature,
