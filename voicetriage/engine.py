@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from .asr import AsrEngine, inference_workers, normalise_language
 from .audio.codecs import AudioSpec
@@ -47,15 +47,24 @@ class Engine:
         *,
         tracks: Sequence[str] = ("caller",),
         observers: Iterable[CallObserver] = (),
+        track_languages: Mapping[str, str | None] | None = None,
     ) -> CallSession:
         """Start the pipeline of one call. Raises ProtocolError for a language
-        hint the model cannot use."""
+        hint the model cannot use.
+
+        ``[asr] language`` wins over everything; else the call's
+        ``language_hint`` is decoded on every track except those named in
+        ``track_languages`` (a hint, or None: detect on that track)."""
         language = self._forced_language
-        if language is None and info.language_hint:
-            try:
-                language = normalise_language(info.language_hint, self.asr.multilingual)
-            except ValueError as e:
-                raise ProtocolError(str(e), code="unsupported_language") from None
+        per_track: dict[str, str | None] = {}
+        try:
+            if language is None:
+                if info.language_hint:
+                    language = normalise_language(info.language_hint, self.asr.multilingual)
+                per_track = {k: normalise_language(v, self.asr.multilingual) if v else None
+                             for k, v in (track_languages or {}).items()}
+        except ValueError as e:
+            raise ProtocolError(str(e), code="unsupported_language") from None
         return CallSession(
             info,
             spec,
@@ -66,6 +75,7 @@ class Engine:
             language=language,
             tracks=tracks,
             observers=observers,
+            track_languages=per_track,
         )
 
     def close(self) -> None:

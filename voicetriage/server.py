@@ -95,9 +95,10 @@ class App:
                 out.append(obs)
         return out
 
-    def open_call(self, info: CallInfo, spec, emit, *, tracks=("caller",)) -> CallSession:
+    def open_call(self, info: CallInfo, spec, emit, *, tracks=("caller",), track_languages=None) -> CallSession:
         """Open a call through the engine with this server's observers; every
-        event is also published on the hub. Raises VoiceTriageError."""
+        event is also published on the hub. ``track_languages``: see
+        :meth:`Engine.open_call`. Raises VoiceTriageError."""
         if self._closing:
             raise VoiceTriageError("server is shutting down", code="server_shutting_down")
         if len(self.calls) >= self.config.server.max_calls:
@@ -112,7 +113,8 @@ class App:
             self.hub.publish(event)
 
         session = self.engine.open_call(
-            info, spec, emit_and_publish, tracks=tracks, observers=self.observers_for(info)
+            info, spec, emit_and_publish, tracks=tracks, observers=self.observers_for(info),
+            track_languages=track_languages,
         )
         self.calls[info.call_id] = session
         log.info("call %s started (%s, %s)", info.call_id, info.platform, spec)

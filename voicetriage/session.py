@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol, Sequence
+from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -77,7 +77,11 @@ class CallSession:
         language: str | None = None,
         tracks: Sequence[str] = ("caller",),
         observers: Iterable[CallObserver] = (),
+        track_languages: Mapping[str, str | None] | None = None,
     ) -> None:
+        """``language`` (a Whisper code, None: detect) applies to every track
+        except those named in ``track_languages`` (a code, or None: detect on
+        that track)."""
         if spec.channels == 2 and len(tracks) != 2:
             raise AudioFormatError("stereo audio needs two track labels (e.g. caller, agent)")
         if len(set(tracks)) != len(tracks) or not tracks:
@@ -86,6 +90,11 @@ class CallSession:
         self.spec = spec
         self.config = config
         self.language = language
+        unknown = set(track_languages or {}) - set(tracks)
+        if unknown:
+            raise AudioFormatError(f"track_languages names unknown track(s) {sorted(unknown)}; "
+                                   f"this call has {list(tracks)}")
+        self.track_languages = dict(track_languages or {})
         self._worker = worker
         self._emit_fn = emit
         self._observers = list(observers)
@@ -146,18 +155,31 @@ class CallSession:
             self._received[t.name] += len(data) / (self.spec.bytes_per_sample * self.spec.sample_rate)
             self._feed(t, chans[0])
 
-    def push_gap(self, seconds: float, track: str | None = None) -> None:
-        """Lost packets: ``seconds`` of silence, so the clock stays right."""
+    def push_gap(self, seconds: float, track: str | None = None, *, hold: bool = False) -> None:
+        """Lost packets: ``seconds`` of silence, so the clock stays right.
+
+        ``hold``: the gap is a hole in the audio (a short discard), not a pause:
+        it does not end the utterance in progress."""
         if self._closed or seconds <= 0:
             return
         if self._stereo is not None:
             for name, samples in zip(self.tracks, self._stereo.silence(seconds)):
                 self._received[name] += seconds
-                self._feed(self._tracks[name], samples)
+                self._feed(self._tracks[name], samples, hold=hold)
         else:
             t = self._track(track)
             self._received[t.name] += seconds
-            self._feed(t, t.decoder.silence(seconds)[0])  # type: ignore[union-attr]
+            self._feed(t, t.decoder.silence(seconds)[0], hold=hold)  # type: ignore[union-attr]
+
+    def end_utterance(self, track: str | None = None, reason: str = "split") -> None:
+        """End the utterance in progress on ``track`` (default: every track) now:
+        its final is requested as if it had ended in silence, with ``reason``.
+        The platform marked a boundary (an AudioHook ``update`` or ``paused``)."""
+        if self._closed:
+            return
+        for t in ([self._track(track)] if track is not None else list(self._tracks.values())):
+            for ev in t.segmenter.flush(reason):
+                self._handle_segment(t, ev)
 
     def push_dtmf(self, digit: str, track: str | None = None, time: float | None = None) -> None:
         """A keypad digit; ``time`` defaults to the track's current audio time."""
@@ -236,16 +258,16 @@ class CallSession:
             for ev in extra or ():
                 self._emit_fn(ev)
 
-    def _feed(self, t: _Track, samples: np.ndarray) -> None:
+    def _feed(self, t: _Track, samples: np.ndarray, hold: bool = False) -> None:
         if len(samples) == 0:
             return
         t0 = t.segmenter.samples / TARGET_RATE
         self._notify("on_audio", t.name, samples, t0)
-        self._segment(t, samples)
+        self._segment(t, samples, hold)
         self._maybe_partial(t)
 
-    def _segment(self, t: _Track, samples: np.ndarray) -> None:
-        for ev in t.segmenter.feed(samples):
+    def _segment(self, t: _Track, samples: np.ndarray, hold: bool = False) -> None:
+        for ev in t.segmenter.feed(samples, hold=hold):
             self._handle_segment(t, ev)
 
     def _handle_segment(self, t: _Track, ev) -> None:
@@ -256,8 +278,14 @@ class CallSession:
             t.partial_at = 0.0
             t.language = None
 
+    def _forced_language(self, t: _Track) -> str | None:
+        """The language a track is decoded in whatever it sounds like (None: detect)."""
+        if t.name in self.track_languages:
+            return self.track_languages[t.name]
+        return self.language
+
     def _language_for(self, t: _Track) -> str | None:
-        return self.language or t.language
+        return self._forced_language(t) or t.language
 
     def _maybe_partial(self, t: _Track) -> None:
         seg = t.segmenter
@@ -290,7 +318,7 @@ class CallSession:
         if result is None or t.segmenter.active != utt or self._closed:
             self.dropped_partials += result is not None
             return
-        if self.language is None and t.language is None and result.language_probability >= 0.5:
+        if self._forced_language(t) is None and t.language is None and result.language_probability >= 0.5:
             t.language = result.language
         stable, unstable = t.agreement.update(result.text)
         if stable or unstable:

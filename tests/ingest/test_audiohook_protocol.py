@@ -12,7 +12,7 @@ from typing import ClassVar
 import pytest
 
 from voicetriage.events import Final
-from voicetriage.ingest.actions import EndCall, PushAudio, PushDigit, PushGap, Send, StartCall
+from voicetriage.ingest.actions import EndCall, EndUtterance, PushAudio, PushDigit, PushGap, Send, StartCall
 from voicetriage.ingest.audiohook import AudioHookSession, format_duration, parse_duration
 from voicetriage.ingest.audiohook_auth import (
     AudioHookAuth,
@@ -139,16 +139,19 @@ def test_audio_ping_update_pause_resume_discard_close():
     assert c.received[-1]["type"] == "pong" and c.received[-1]["clientseq"] == c.seq
     c.send("ping", {"rtt": "PT0.012S"})
     assert s.rtt == "PT0.012S"
-    c.send("update", {"language": "es-ES"})
+    # an update and a pause end the utterance in progress (the reply follows the split)
+    assert c.send("update", {"language": "es-ES"})[0] == EndUtterance()
     assert c.received[-1]["type"] == "updated" and s.language == "es-ES"
-    assert c.send("paused", {}) == [] and s.state == "paused"
+    assert c.send("paused", {}) == [EndUtterance()] and s.state == "paused"
+    assert c.send("paused", {}) == []  # the reference client says it twice: one split
     # 2 s passed while paused: the client resumes at start 0.2 s with 2 s discarded
     c.samples = 1600 + 16000
-    assert c.send("resumed", {"start": "PT0.2S", "discarded": "PT2S"}) == [PushGap(2.0)]
+    assert c.send("resumed", {"start": "PT0.2S", "discarded": "PT2S"}) == [EndUtterance(), PushGap(2.0)]
     assert s.state == "active"
     c.audio(b"\x02" * 800)
     c.samples += 4000
-    assert c.send("discarded", {"start": "PT2.3S", "discarded": "PT0.5S"}) == [PushGap(0.5)]
+    # a short discard is a hole inside speech: the clock runs on, the utterance does not end
+    assert c.send("discarded", {"start": "PT2.3S", "discarded": "PT0.5S"}) == [PushGap(0.5, hold=True)]
     assert s.position_mismatches == 0
     assert c.send("dtmf", {"digit": "9"}) == [PushDigit("9", "caller", 2.8)]
     [end] = c.send("close", {"reason": "end"})
@@ -158,11 +161,17 @@ def test_audio_ping_update_pause_resume_discard_close():
     [ev] = sent(c._collect(s.on_event(final)))
     entity = ev["parameters"]["entities"][0]
     assert ev["type"] == "event" and entity["type"] == "transcript"
-    assert entity["data"]["channel"] == "external" and entity["data"]["isFinal"] is True
+    assert entity["data"]["channelId"] == 0 and entity["data"]["isFinal"] is True
+    assert "channel" not in entity["data"]
     assert entity["data"]["offset"] == "PT0.5S" and entity["data"]["duration"] == "PT1.2S"
     alt = entity["data"]["alternatives"][0]
-    assert alt["interpretations"] == [{"type": "display", "transcript": "Hello there."}]
-    assert alt["languages"] == ["en-US"] and 0.89 < alt["confidence"] < 0.91
+    assert alt["interpretations"] == [{"type": "display", "transcript": "Hello there.", "tokens": [
+        {"type": "word", "value": "Hello", "confidence": 0.905, "offset": "PT0.5S", "duration": "PT0.6S",
+         "language": "en-US"},
+        {"type": "word", "value": "there.", "confidence": 0.905, "offset": "PT1.1S", "duration": "PT0.6S",
+         "language": "en-US"},
+    ]}]
+    assert alt["languages"] == ["en-US"] and alt["confidence"] == 0.905
     c._collect(s.finish())
     assert c.received[-1]["type"] == "closed"
     assert [m["seq"] for m in c.received] == list(range(1, len(c.received) + 1))
