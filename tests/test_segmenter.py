@@ -105,3 +105,39 @@ def test_chunking_does_not_change_result():
 def test_long_silence_memory_is_trimmed():
     seg, _ = run([0.0] * windows(120), flush=False)
     assert len(seg._audio) < 3 * 16000
+
+
+def test_split_ends_the_utterance_and_the_next_one_starts_at_the_split():
+    """An AudioHook update/pause mid-speech: the utterance ends there, and the next
+    one's pre-roll does not reach back over the split point."""
+    seg = Segmenter(StreamConfig(), ScriptedVad([0.9] * windows(3)))
+    audio = np.arange(windows(3) * WINDOW, dtype=np.float32)
+    half = windows(1.5) * WINDOW
+    events = seg.feed(audio[:half])
+    [ended] = seg.flush("split")
+    assert ended.reason == "split" and ended.end == half / 16000
+    assert np.array_equal(ended.audio, audio[int(ended.start * 16000):half])
+    events = seg.feed(audio[half:])
+    [started] = [e for e in events if isinstance(e, SpeechStarted)]
+    assert started.start == half / 16000  # not half - pre_roll
+    [rest] = seg.flush()
+    assert rest.start == half / 16000 and rest.reason == "stop"
+
+
+def test_held_gap_neither_ends_nor_starts_an_utterance():
+    cfg = StreamConfig()
+    speech, gap = windows(1.0), windows(0.8)  # the gap is longer than end_silence_ms (500)
+    seg = Segmenter(cfg, ScriptedVad([0.9] * speech + [0.0] * gap + [0.9] * speech))
+    audio = np.zeros((2 * speech + gap) * WINDOW, dtype=np.float32)
+    a, b = speech * WINDOW, (speech + gap) * WINDOW
+    ev = seg.feed(audio[:a]) + seg.feed(audio[a:b], hold=True) + seg.feed(audio[b:]) + seg.flush()
+    ends = [e for e in ev if isinstance(e, SpeechEnded)]
+    assert len(ends) == 1 and ends[0].reason == "stop"
+    assert ends[0].end == len(audio) / 16000  # the clock ran on through the gap
+    # the same gap fed as ordinary silence ends the utterance
+    seg = Segmenter(cfg, ScriptedVad([0.9] * speech + [0.0] * gap + [0.9] * speech))
+    ev = seg.feed(audio[:a]) + seg.feed(audio[a:b]) + seg.feed(audio[b:]) + seg.flush()
+    assert [e.reason for e in ev if isinstance(e, SpeechEnded)] == ["silence", "stop"]
+    # nor does a held gap start one: speech-like probabilities inside it are ignored
+    seg = Segmenter(cfg, ScriptedVad([0.9] * gap))
+    assert seg.feed(np.zeros(gap * WINDOW, dtype=np.float32), hold=True) == [] and seg.active is None

@@ -91,7 +91,8 @@ class Final:
     """The finished transcript of one utterance.
 
     ``reason`` is why it ended: "silence" (trailing silence), "max_length",
-    or "stop" (the call ended while speech was going on).
+    "stop" (the call ended while speech was going on), or "split" (the platform
+    marked a boundary mid-speech, e.g. an AudioHook ``update`` or ``paused``).
     ``speech_s`` is the voiced time inside [start, end] according to the VAD.
     """
 

@@ -63,6 +63,7 @@ class Segmenter:
         self._silence_run = 0  # consecutive silence windows (inside an utterance)
         self._voiced = 0  # speech windows inside the active utterance
         self._pending_start = 0  # window index where the current speech run began
+        self._floor = 0  # no utterance starts before this sample (where the last one was split)
 
     # -- public -----------------------------------------------------------------
     @property
@@ -93,7 +94,9 @@ class Segmenter:
     def active_speech_s(self) -> float:
         return self._voiced * WINDOW / RATE
 
-    def feed(self, samples: np.ndarray) -> list[SegmentEvent]:
+    def feed(self, samples: np.ndarray, *, hold: bool = False) -> list[SegmentEvent]:
+        """New audio; ``hold``: it is a hole in the stream (audio the platform
+        discarded), so it neither ends nor starts an utterance."""
         samples = np.asarray(samples, dtype=np.float32)
         need = self._len + len(samples)
         if need > len(self._buf):  # amortised growth: no copy of the utterance per frame
@@ -104,24 +107,30 @@ class Segmenter:
         self._len = need
         events: list[SegmentEvent] = []
         for p in self._vad(samples):
-            events.extend(self._step(float(p)))
+            events.extend(self._step(float(p), hold))
         self._trim()
         return events
 
-    def flush(self) -> list[SegmentEvent]:
-        """End of the call: close the utterance in progress, if it is speech."""
+    def flush(self, reason: str = "stop") -> list[SegmentEvent]:
+        """Close the utterance in progress here, if there is one: at the end of
+        the call ("stop"), or where the platform split it ("split")."""
+        end = self.samples
+        if reason != "stop":  # the next utterance's pre-roll must not reach back over the split
+            self._floor = end
+            self._speech_run = 0
         if self.active is None:
             return []
-        end = self.samples
-        return [self._end(end, "stop")]
+        return [self._end(end, reason)]
 
     # -- state machine --------------------------------------------------------------
-    def _step(self, p: float) -> list[SegmentEvent]:
+    def _step(self, p: float, hold: bool = False) -> list[SegmentEvent]:
         c = self.config
         w = self._windows
         self._windows += 1
         self._probs.append(p)
         out: list[SegmentEvent] = []
+        if hold:  # the clock runs on; speech and silence counts stay as they were
+            return out
         min_speech = max(1, round(c.min_speech_ms / 1000 * RATE / WINDOW))
         end_silence = max(1, round(c.end_silence_ms / 1000 * RATE / WINDOW))
         if self.active is None:
@@ -131,7 +140,7 @@ class Segmenter:
                 self._speech_run += 1
                 if self._speech_run >= min_speech:
                     pre = int(c.pre_roll_ms / 1000 * RATE)
-                    start = max(self._audio_start, self._pending_start * WINDOW - pre, 0)
+                    start = max(self._audio_start, self._pending_start * WINDOW - pre, self._floor)
                     self.active = self._next_id
                     self._next_id += 1
                     self._utt_start = start

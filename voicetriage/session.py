@@ -172,18 +172,31 @@ class CallSession:
             self._received[t.name] += len(data) / (self.spec.bytes_per_sample * self.spec.sample_rate)
             self._feed(t, chans[0])
 
-    def push_gap(self, seconds: float, track: str | None = None) -> None:
-        """Lost packets: ``seconds`` of silence, so the clock stays right."""
+    def push_gap(self, seconds: float, track: str | None = None, *, hold: bool = False) -> None:
+        """Lost packets: ``seconds`` of silence, so the clock stays right.
+
+        ``hold``: the gap is a hole in the audio (a short discard), not a pause:
+        it does not end the utterance in progress."""
         if self._closed or seconds <= 0:
             return
         if self._stereo is not None:
             for name, samples in zip(self.tracks, self._stereo.silence(seconds)):
                 self._received[name] += seconds
-                self._feed(self._tracks[name], samples)
+                self._feed(self._tracks[name], samples, hold=hold)
         else:
             t = self._track(track)
             self._received[t.name] += seconds
-            self._feed(t, t.decoder.silence(seconds)[0])  # type: ignore[union-attr]
+            self._feed(t, t.decoder.silence(seconds)[0], hold=hold)  # type: ignore[union-attr]
+
+    def end_utterance(self, track: str | None = None, reason: str = "split") -> None:
+        """End the utterance in progress on ``track`` (default: every track) now:
+        its final is requested as if it had ended in silence, with ``reason``.
+        The platform marked a boundary (an AudioHook ``update`` or ``paused``)."""
+        if self._closed:
+            return
+        for t in ([self._track(track)] if track is not None else list(self._tracks.values())):
+            for ev in t.segmenter.flush(reason):
+                self._handle_segment(t, ev)
 
     def push_dtmf(self, digit: str, track: str | None = None, time: float | None = None) -> None:
         """A keypad digit; ``time`` defaults to the track's current audio time."""
@@ -262,16 +275,16 @@ class CallSession:
             for ev in extra or ():
                 self._emit_fn(ev)
 
-    def _feed(self, t: _Track, samples: np.ndarray) -> None:
+    def _feed(self, t: _Track, samples: np.ndarray, hold: bool = False) -> None:
         if len(samples) == 0:
             return
         t0 = t.segmenter.samples / TARGET_RATE
         self._notify("on_audio", t.name, samples, t0)
-        self._segment(t, samples)
+        self._segment(t, samples, hold)
         self._maybe_partial(t)
 
-    def _segment(self, t: _Track, samples: np.ndarray) -> None:
-        for ev in t.segmenter.feed(samples):
+    def _segment(self, t: _Track, samples: np.ndarray, hold: bool = False) -> None:
+        for ev in t.segmenter.feed(samples, hold=hold):
             self._handle_segment(t, ev)
 
     def _handle_segment(self, t: _Track, ev) -> None:

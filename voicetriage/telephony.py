@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Protocol
 from .config import Config, _section
 from .errors import ConfigError, VoiceTriageError
 from .ingest import audiohook as ah
-from .ingest.actions import Action, EndCall, PushAudio, PushDigit, PushGap, Send, StartCall
+from .ingest.actions import Action, EndCall, EndUtterance, PushAudio, PushDigit, PushGap, Send, StartCall
 from .ingest.audiohook_auth import AudioHookAuth
 from .ingest.audiosocket import DEFAULT_MAX_PAYLOAD, AudioSocketCall
 from .ingest.twilio import TwilioStream
@@ -192,16 +192,18 @@ class _Driver:
                 queue = self._push(action) + queue
 
     def _start(self, a: StartCall) -> bool:
-        info = a.info
+        info, languages = a.info, a.track_languages
         for attempt in (1, 2):
             try:
-                self.session = self.app.open_call(info, a.spec, self._emit, tracks=a.tracks)
+                self.session = self.app.open_call(info, a.spec, self._emit, tracks=a.tracks,
+                                                  track_languages=languages)
                 return True
             except VoiceTriageError as e:
                 if e.code == "unsupported_language" and attempt == 1:
                     # a platform's language setting must not cost us the call: detect instead
                     log.warning("%s call %s: %s; detecting the language instead", self.name, info.call_id, e)
                     info = dataclasses.replace(info, language_hint=None)
+                    languages = {k: None for k in languages or {}}
                     continue
                 log.warning("%s call %s not started: %s", self.name, info.call_id, e)
                 self._start_error, self._start_code = str(e), e.code
@@ -218,7 +220,9 @@ class _Driver:
                     return self.proto.abort(
                         f"call longer than {self.app.config.server.max_call_s:g} s", "call_too_long")
             elif isinstance(a, PushGap):
-                s.push_gap(a.seconds, a.track)
+                s.push_gap(a.seconds, a.track, hold=a.hold)
+            elif isinstance(a, EndUtterance):
+                s.end_utterance(a.track, a.reason)
             elif isinstance(a, PushDigit):
                 s.push_dtmf(a.digit, a.track, time=a.time)
         except VoiceTriageError as e:

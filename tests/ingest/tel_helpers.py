@@ -32,7 +32,8 @@ def start_telephony(start_server, engine, model: str, **server):
     from voicetriage.telephony import TelephonyConfig, install
 
     tcfg = TelephonyConfig(audiohook_keys={API_KEY: CLIENT_SECRET, OPEN_KEY: ""}, audiosocket_port=0)
-    config = make_config(model, idle_timeout_s=10.0, **server)
+    server.setdefault("idle_timeout_s", 10.0)
+    config = make_config(model, **server)
     srv = start_server(engine, config, setup=lambda app: install(app, tcfg))
     srv.recorder = HubRecorder(srv)
     return srv

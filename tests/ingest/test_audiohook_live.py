@@ -112,6 +112,7 @@ class AudioHookClient:
             "media": list(media), "language": language, **extra})
         opened = await self.expect("opened")
         assert opened["clientseq"] == seq
+        self.channels = opened["parameters"]["media"][0]["channels"] if opened["parameters"]["media"] else []
         return opened
 
     async def audio(self, pcm: np.ndarray, channels: int = 1) -> None:
@@ -134,7 +135,9 @@ class AudioHookClient:
         for m in self.received:
             if m["type"] == "event":
                 for e in m["parameters"]["entities"]:
-                    if e["type"] == "transcript" and (channel is None or e["data"]["channel"] == channel):
+                    # channelId: the index into the channels of the media the server chose
+                    if e["type"] == "transcript" and (
+                            channel is None or self.channels[e["data"]["channelId"]] == channel):
                         out.append(e["data"])
         return out
 

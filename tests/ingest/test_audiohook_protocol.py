@@ -6,14 +6,16 @@ import base64
 import hashlib
 import hmac
 import json
+import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import ClassVar
 
 import pytest
 
 from voicetriage.events import Final
-from voicetriage.ingest.actions import EndCall, PushAudio, PushDigit, PushGap, Send, StartCall
-from voicetriage.ingest.audiohook import AudioHookSession, format_duration, parse_duration
+from voicetriage.ingest.actions import EndCall, EndUtterance, PushAudio, PushDigit, PushGap, Send, StartCall
+from voicetriage.ingest.audiohook import _ENTITY_NS, AudioHookSession, format_duration, parse_duration, word_tokens
 from voicetriage.ingest.audiohook_auth import (
     AudioHookAuth,
     parse_dictionary,
@@ -139,16 +141,19 @@ def test_audio_ping_update_pause_resume_discard_close():
     assert c.received[-1]["type"] == "pong" and c.received[-1]["clientseq"] == c.seq
     c.send("ping", {"rtt": "PT0.012S"})
     assert s.rtt == "PT0.012S"
-    c.send("update", {"language": "es-ES"})
+    # an update and a pause end the utterance in progress (the reply follows the split)
+    assert c.send("update", {"language": "es-ES"})[0] == EndUtterance()
     assert c.received[-1]["type"] == "updated" and s.language == "es-ES"
-    assert c.send("paused", {}) == [] and s.state == "paused"
+    assert c.send("paused", {}) == [EndUtterance()] and s.state == "paused"
+    assert c.send("paused", {}) == []  # the reference client says it twice: one split
     # 2 s passed while paused: the client resumes at start 0.2 s with 2 s discarded
     c.samples = 1600 + 16000
-    assert c.send("resumed", {"start": "PT0.2S", "discarded": "PT2S"}) == [PushGap(2.0)]
+    assert c.send("resumed", {"start": "PT0.2S", "discarded": "PT2S"}) == [EndUtterance(), PushGap(2.0)]
     assert s.state == "active"
     c.audio(b"\x02" * 800)
     c.samples += 4000
-    assert c.send("discarded", {"start": "PT2.3S", "discarded": "PT0.5S"}) == [PushGap(0.5)]
+    # a short discard is a hole inside speech: the clock runs on, the utterance does not end
+    assert c.send("discarded", {"start": "PT2.3S", "discarded": "PT0.5S"}) == [PushGap(0.5, hold=True)]
     assert s.position_mismatches == 0
     assert c.send("dtmf", {"digit": "9"}) == [PushDigit("9", "caller", 2.8)]
     [end] = c.send("close", {"reason": "end"})
@@ -158,11 +163,17 @@ def test_audio_ping_update_pause_resume_discard_close():
     [ev] = sent(c._collect(s.on_event(final)))
     entity = ev["parameters"]["entities"][0]
     assert ev["type"] == "event" and entity["type"] == "transcript"
-    assert entity["data"]["channel"] == "external" and entity["data"]["isFinal"] is True
+    assert entity["data"]["channelId"] == 0 and entity["data"]["isFinal"] is True
+    assert "channel" not in entity["data"]
     assert entity["data"]["offset"] == "PT0.5S" and entity["data"]["duration"] == "PT1.2S"
     alt = entity["data"]["alternatives"][0]
-    assert alt["interpretations"] == [{"type": "display", "transcript": "Hello there."}]
-    assert alt["languages"] == ["en-US"] and 0.89 < alt["confidence"] < 0.91
+    assert alt["interpretations"] == [{"type": "display", "transcript": "Hello there.", "tokens": [
+        {"type": "word", "value": "Hello", "confidence": 0.905, "offset": "PT0.5S", "duration": "PT0.6S",
+         "language": "en-US"},
+        {"type": "word", "value": "there.", "confidence": 0.905, "offset": "PT1.1S", "duration": "PT0.6S",
+         "language": "en-US"},
+    ]}]
+    assert alt["languages"] == ["en-US"] and alt["confidence"] == 0.905
     c._collect(s.finish())
     assert c.received[-1]["type"] == "closed"
     assert [m["seq"] for m in c.received] == list(range(1, len(c.received) + 1))
@@ -402,3 +413,100 @@ def test_secret_must_be_base64():
 
     with pytest.raises(ConfigError, match="base64"):
         AudioHookAuth({"key": "not base64!"})
+
+
+def _start(actions) -> StartCall:
+    [start] = [a for a in actions if isinstance(a, StartCall)]
+    return start
+
+
+def test_session_language_is_the_customers_and_the_agent_detects_its_own():
+    s, c = new()
+    start = _start(c.open(language="en-US"))  # stereo: external + internal
+    assert start.tracks == ("caller", "agent")
+    assert start.info.language_hint == "en-US" and start.track_languages == {"agent": None}
+    # mono sessions: the customer alone keeps the hint, the agent alone detects
+    s, c = new()
+    start = _start(c.open(media=(EXTERNAL,), language="zh-CN"))
+    assert start.info.language_hint == "zh-CN" and start.track_languages is None
+    s, c = new()
+    start = _start(c.open(media=(INTERNAL,), language="zh-CN"))
+    assert start.tracks == ("agent",) and start.track_languages == {"agent": None}
+
+
+def test_open_can_set_each_channels_language():
+    s, c = new()
+    start = _start(c.open(language="en-US", customConfig={"languages": {"internal": "zh-CN", "external": None}}))
+    assert start.info.language_hint is None and start.track_languages == {"agent": "zh-CN"}
+    assert s.channel_languages == {"external": None, "internal": "zh-CN"}
+
+
+@pytest.mark.parametrize("languages, info", [
+    ({"customer": "en-US"}, "unknown channel 'customer'"),
+    ({"internal": "Mandarin"}, "customConfig.languages.internal: 'Mandarin' is not a language code"),
+    (["zh-CN"], "customConfig.languages must map a channel"),
+])
+def test_bad_channel_languages_are_refused(languages, info):
+    s, c = new()
+    assert not [a for a in c.open(customConfig={"languages": languages}) if isinstance(a, StartCall)]
+    assert c.received[-1]["type"] == "disconnect" and info in c.received[-1]["parameters"]["info"]
+
+
+def _final(track, text, start=1.0, end=2.0, language="en"):
+    return Final("x", track, 3, start, end, text, language, 0.99, -0.2, 0.01, "silence", end - start)
+
+
+def test_channel_id_is_the_index_into_the_opened_channels():
+    s, c = new()
+    c.open(media=({"type": "audio", "format": "PCMU", "channels": ["internal", "external"], "rate": 8000},))
+    assert s.media["channels"] == ["internal", "external"]
+    [agent] = sent(s.on_event(_final("agent", "Hi.")))
+    [caller] = sent(s.on_event(_final("caller", "Hello.")))
+    assert agent["parameters"]["entities"][0]["data"]["channelId"] == 0
+    assert caller["parameters"]["entities"][0]["data"]["channelId"] == 1
+
+
+def test_transcript_entity_bytes():
+    """The whole event as it goes on the wire, for a Mandarin final on the agent channel."""
+    s, c = new()
+    c.open(language="en-US")
+    [msg] = s.on_event(_final("agent", "我要转人工。", start=0.5, end=1.7, language="zh"))
+    entity_id = str(uuid.uuid5(_ENTITY_NS, f"{SESSION}/agent/3"))
+    tok = ('{"type":"word","value":"%s","confidence":0.819,"offset":"PT%sS","duration":"PT0.24S",'
+           '"language":"zh-CN"}')
+    tokens = ",".join(tok % (w, o) for w, o in zip(["我", "要", "转", "人", "工。"],
+                                                   ["0.5", "0.74", "0.98", "1.22", "1.46"]))
+    assert msg.message == (
+        '{"version":"2","type":"event","id":"%s","seq":2,"clientseq":1,"parameters":{"entities":[{'
+        '"type":"transcript","data":{"id":"%s","channelId":1,"isFinal":true,"offset":"PT0.5S",'
+        '"duration":"PT1.2S","alternatives":[{"confidence":0.819,"languages":["zh-CN"],'
+        '"interpretations":[{"type":"display","transcript":"我要转人工。","tokens":[%s]}]}]}}]}}'
+        % (SESSION, entity_id, tokens))
+
+
+def test_word_tokens_split_the_span_in_order():
+    toks = word_tokens("Hello, world. I need help!", Decimal("6.7"), Decimal("2.6"), 0.8)
+    assert [t["value"] for t in toks] == ["Hello,", "world.", "I", "need", "help!"]
+    offsets = [parse_duration(t["offset"]) for t in toks]
+    ends = [o + parse_duration(t["duration"]) for o, t in zip(offsets, toks)]
+    assert offsets[0] == Decimal("6.7") and ends[-1] == Decimal("9.3")
+    assert offsets[1:] == ends[:-1]  # contiguous, strictly increasing
+    # longer words get longer shares (by characters, punctuation not counted)
+    assert parse_duration(toks[3]["duration"]) > parse_duration(toks[2]["duration"])
+    assert word_tokens("", Decimal(0), Decimal(1), 0.5) == []
+    # more words than milliseconds still gives distinct offsets
+    tiny = word_tokens("a b c", Decimal(0), Decimal("0.001"), 0.5)
+    assert len({t["offset"] for t in tiny}) == 3
+
+
+def test_discard_follows_the_clients_position():
+    """A client that announces a discard its own position does not count (the reference
+    suite's does this) moves no clock; a genuine long one splits, then fills the gap."""
+    s, c = new()
+    c.open(media=(EXTERNAL,))
+    c.audio(b"\x01" * 16000)  # 2 s
+    assert c.send("discarded", {"start": "PT2S", "discarded": "PT0.5S"}) == []
+    assert s.samples == 16000 and s.position_mismatches == 0
+    c.samples += 12000
+    assert c.send("discarded", {"start": "PT2S", "discarded": "PT1.5S"}) == [EndUtterance(), PushGap(1.5)]
+    assert s.samples == 28000

@@ -10,6 +10,7 @@ stays deterministic and testable without sockets or models.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 from ..audio.codecs import AudioSpec
 from ..events import CallInfo
@@ -17,11 +18,15 @@ from ..events import CallInfo
 
 @dataclass(frozen=True)
 class StartCall:
-    """Open the call in the pipeline (``engine.open_call``)."""
+    """Open the call in the pipeline (``engine.open_call``).
+
+    ``track_languages``: per-track language hints that override the call's
+    ``language_hint`` (a code, or None: detect on that track)."""
 
     info: CallInfo
     spec: AudioSpec
     tracks: tuple[str, ...]
+    track_languages: Mapping[str, str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -34,10 +39,23 @@ class PushAudio:
 
 @dataclass(frozen=True)
 class PushGap:
-    """Audio that never arrived (lost packets, pause, discard): silence, the clock runs on."""
+    """Audio that never arrived (lost packets, pause, discard): silence, the clock runs on.
+
+    ``hold``: the gap does not count as silence towards ending the utterance in
+    progress (a short discard inside speech is a hole in the audio, not a pause)."""
 
     seconds: float
     track: str | None = None
+    hold: bool = False
+
+
+@dataclass(frozen=True)
+class EndUtterance:
+    """The platform marked a boundary (AudioHook ``update``, ``paused``): end the
+    utterance in progress there (``session.end_utterance``); ``track`` None: all tracks."""
+
+    track: str | None = None
+    reason: str = "split"
 
 
 @dataclass(frozen=True)
@@ -70,6 +88,6 @@ class EndCall:
     code: str | None = None
 
 
-Action = StartCall | PushAudio | PushGap | PushDigit | Send | EndCall
+Action = StartCall | PushAudio | PushGap | EndUtterance | PushDigit | Send | EndCall
 
-__all__ = ["StartCall", "PushAudio", "PushGap", "PushDigit", "Send", "EndCall", "Action"]
+__all__ = ["StartCall", "PushAudio", "PushGap", "EndUtterance", "PushDigit", "Send", "EndCall", "Action"]

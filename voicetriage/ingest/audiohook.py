@@ -27,6 +27,7 @@ in the client's own stream.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -39,7 +40,7 @@ from typing import Any, Mapping, Sequence
 from ..audio.codecs import AudioSpec
 from ..errors import ProtocolError
 from ..events import CallInfo
-from .actions import Action, EndCall, PushAudio, PushDigit, PushGap, Send, StartCall
+from .actions import Action, EndCall, EndUtterance, PushAudio, PushDigit, PushGap, Send, StartCall
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,13 @@ _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 _DURATION_RE = re.compile(r"^PT(\d+(?:\.\d*)?|\.\d+)S$")
 _LANG_RE = re.compile(r"^[a-z]{2,3}-[A-Za-z]{2,3}$")
 _CLIENT_TYPES = ("open", "close", "discarded", "error", "ping", "update", "paused", "resumed", "dtmf")
+# a discarded/resumed gap this long or longer ends the utterance in progress; a shorter one is
+# a hole in the audio inside speech (the clock runs on, the utterance goes on)
+SPLIT_GAP_S = Decimal("1.0")
+# CJK ideographs, kana and hangul are one word token each; other scripts split at spaces
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_TOKEN_RE = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")
+_PUNCT_RE = re.compile(r"^[\W_]+$")
 _ENTITY_NS = uuid.UUID("7f0c7a52-4a57-4d2e-9a3e-2f3d1b0d7a11")  # transcript ids: uuid5(ns, session/track/utt)
 
 
@@ -112,6 +120,48 @@ def _json_default(obj: object) -> object:
     return repr(obj)
 
 
+def word_tokens(text: str, offset: Decimal, duration: Decimal, confidence: float,
+                language: str | None = None) -> list[dict[str, Any]]:
+    """Word tokens of a transcript, spread over its time span.
+
+    The recogniser gives no word timestamps, so each word gets a share of the
+    utterance's duration in proportion to its length in characters (a CJK
+    character is one word) and the utterance's confidence: an approximation,
+    in order and without overlap. Punctuation joins the word before it.
+    Offsets are whole milliseconds and strictly increasing.
+    """
+    words: list[str] = []
+    for piece in _TOKEN_RE.findall(text):
+        if words and _PUNCT_RE.match(piece):
+            words[-1] += piece
+        else:
+            words.append(piece)
+    if not words:
+        return []
+    total_ms = max(int(duration * 1000), len(words))
+    weights = [max(1, len(re.sub(r"[\W_]", "", w))) for w in words]
+    scale = Decimal(total_ms) / sum(weights)
+    bounds = [0]
+    acc = 0
+    for w in weights:
+        acc += w
+        bounds.append(max(bounds[-1] + 1, int((acc * scale).to_integral_value())))
+    base_ms = int((offset * 1000).to_integral_value())
+    tokens = []
+    for word, a, b in zip(words, bounds, bounds[1:]):
+        tok: dict[str, Any] = {
+            "type": "word",
+            "value": word,
+            "confidence": confidence,
+            "offset": format_duration(Decimal(base_ms + a) / 1000),
+            "duration": format_duration(Decimal(b - a) / 1000),
+        }
+        if language:
+            tok["language"] = language
+        tokens.append(tok)
+    return tokens
+
+
 def _confidence(avg_logprob: float) -> float:
     """Whisper's mean token log-probability as a 0..1 confidence."""
     if not math.isfinite(avg_logprob):
@@ -154,6 +204,7 @@ class AudioHookSession:
         self.media: dict[str, Any] | None = None
         self.tracks: tuple[str, ...] = ()
         self.language: str | None = None
+        self.channel_languages: dict[str, str | None] = {}
         self.info: CallInfo | None = None
         self.samples = 0  # stream position in samples (audio + discarded)
         self.origin = 0  # position (samples) where our call clock starts (normally 0)
@@ -330,10 +381,12 @@ class AudioHookSession:
         if type_ == "update":
             return self._on_update(msg, params)
         if type_ == "paused":
+            was = self.state
             if self.state == "active":
                 self.state = "paused"
             self._check_position(msg)
-            return []
+            # the stream stops here (hold, mute, secure pause): so does the utterance
+            return [EndUtterance()] if self.has_call and was == "active" else []
         if type_ in ("resumed", "discarded"):
             return self._on_discarded(msg, type_, params)
         return self._on_dtmf(msg, params)
@@ -380,6 +433,7 @@ class AudioHookSession:
         }
         if self.correlation_id:
             ids["correlationId"] = self.correlation_id
+        self.channel_languages = self._channel_languages(choice["channels"], p.get("customConfig") or {})
         metadata: dict[str, Any] = {
             "dnis": participant.get("dnis", ""),
             "aniName": participant.get("aniName", ""),
@@ -401,7 +455,34 @@ class AudioHookSession:
         # if it refuses, the client gets 'disconnect' with the next seq instead
         self.state = "opening"
         self._opened = opened
-        return [StartCall(self.info, AudioSpec("mulaw", RATE, len(choice["channels"])), self.tracks)]
+        caller_language = self.channel_languages.get("external", self.language)
+        self.info = dataclasses.replace(self.info, language_hint=caller_language)
+        per_track = {CHANNEL_TRACKS[c]: lang for c, lang in self.channel_languages.items() if c != "external"}
+        return [StartCall(self.info, AudioSpec("mulaw", RATE, len(choice["channels"])), self.tracks,
+                          track_languages=per_track or None)]
+
+    def _channel_languages(self, channels: Sequence[str], custom: Mapping[str, Any]) -> dict[str, str | None]:
+        """Language per opened channel: the session's ``language`` is the customer's
+        (external); the agent (internal) is detected on its own. ``customConfig``
+        ``{"languages": {"internal": "zh-CN", "external": null}}`` overrides
+        either (null: detect)."""
+        langs: dict[str, str | None] = {c: (self.language if c == "external" else None) for c in channels}
+        given = custom.get("languages")
+        if given is None:
+            return langs
+        if not isinstance(given, dict):
+            raise _ClientError("Invalid Message: 'open' parameters: customConfig.languages must map "
+                               "a channel (external, internal) to a language code or null")
+        for channel, lang in given.items():
+            if channel not in CHANNEL_TRACKS:
+                raise _ClientError(f"Invalid Message: 'open' parameters: customConfig.languages: "
+                                   f"unknown channel {channel!r} (external or internal)")
+            if lang is not None and not (isinstance(lang, str) and _LANG_RE.match(lang)):
+                raise _ClientError(f"Invalid Message: 'open' parameters: customConfig.languages.{channel}: "
+                                   f"{lang!r} is not a language code like en-US (or null)")
+            if channel in langs:
+                langs[channel] = lang
+        return langs
 
     def call_started(self) -> list[Action]:
         """The pipeline accepted the call opened by ``open``: answer ``opened``."""
@@ -459,7 +540,9 @@ class AudioHookSession:
         log.info("audiohook %s: language updated %s -> %s", self.id, self.language, lang)
         self.language = lang
         self._check_position(msg)
-        return [Send(self._message("updated", {}))]
+        # an update marks a boundary in the conversation: speech in progress ends here
+        split: list[Action] = [EndUtterance()] if self.has_call else []
+        return split + [Send(self._message("updated", {}))]
 
     def _on_discarded(self, msg: Mapping[str, Any], type_: str, p: Mapping[str, Any]) -> list[Action]:
         start = int((parse_duration(p.get("start")) * RATE).to_integral_value())
@@ -475,11 +558,22 @@ class AudioHookSession:
             self.position_mismatches += 1
             log.warning("audiohook %s: %s.start %s but the stream is at %s", self.id, type_,
                         samples_duration(start), samples_duration(self.samples))
+        # the message's own position is the client's clock: if it does not count the
+        # discarded span, neither do we (offsets must stay positions in its stream)
+        pos = int((parse_duration(msg["position"]) * RATE).to_integral_value())
+        if target > pos:
+            log.warning("audiohook %s: %s claims %s discarded up to %s, but its position is %s; "
+                        "following the position", self.id, type_, samples_duration(discarded),
+                        samples_duration(target), msg["position"])
+            target = pos
         if target > self.samples:
             gap = target - self.samples
             self.samples = target
             if self.has_call:
-                actions.append(PushGap(gap / RATE))
+                if Decimal(gap) / RATE >= SPLIT_GAP_S:
+                    actions += [EndUtterance(), PushGap(gap / RATE)]
+                else:
+                    actions.append(PushGap(gap / RATE, hold=True))
         self._check_position(msg)
         return actions
 
@@ -536,25 +630,31 @@ class AudioHookSession:
         if not text:
             return None
         channel = TRACK_CHANNELS.get(getattr(f, "track", "caller"), "external")
+        channels = list(self.media["channels"]) if self.media else [channel]
+        if channel not in channels:
+            return None
         start = float(getattr(f, "start", 0.0))
         end = float(getattr(f, "end", start))
         # partials carry no score; their language probability is the best we have
         score = _confidence(float(f.avg_logprob)) if final else round(float(getattr(f, "language_probability", 0.0)), 3)
-        alternative: dict[str, Any] = {
-            "confidence": score,
-            "interpretations": [{"type": "display", "transcript": text}],
-        }
         lang = self._language_tag(str(getattr(f, "language", "") or ""))
+        offset = Decimal(self.origin) / RATE + Decimal(str(round(start, 3)))
+        duration = Decimal(str(round(max(0.0, end - start), 3)))
+        interpretation: dict[str, Any] = {"type": "display", "transcript": text}
+        if final:
+            interpretation["tokens"] = word_tokens(text, offset, duration, score, lang)
+        alternative: dict[str, Any] = {"confidence": score}
         if lang:
             alternative["languages"] = [lang]
+        alternative["interpretations"] = [interpretation]
         return {
             "type": "transcript",
             "data": {
                 "id": str(uuid.uuid5(_ENTITY_NS, f"{self.id}/{getattr(f, 'track', '')}/{getattr(f, 'utterance', 0)}")),
-                "channel": channel,
+                "channelId": channels.index(channel),
                 "isFinal": final,
-                "offset": format_duration(Decimal(self.origin) / RATE + Decimal(str(round(start, 3)))),
-                "duration": format_duration(round(max(0.0, end - start), 3)),
+                "offset": format_duration(offset),
+                "duration": format_duration(duration),
                 "alternatives": [alternative],
             },
         }
@@ -566,5 +666,6 @@ __all__ = [
     "NULL_UUID",
     "format_duration",
     "parse_duration",
+    "word_tokens",
     "samples_duration",
 ]
