@@ -70,6 +70,14 @@ class _Track:
     pause_partial: bool = False  # the current pause already asked for a partial
 
 
+def _language_probability(result) -> float:
+    """1.0 only where the client, the config or an English-only model set the
+    language; a detection keeps its own (rounded, never up to 1.0) probability."""
+    if getattr(result, "language_source", "detected") in ("client", "config", "model"):
+        return round(result.language_probability, 4)
+    return _round_prob(result.language_probability)
+
+
 class CallSession:
     """The streaming pipeline of one call. Create it with ``Engine.open_call``."""
 
@@ -377,7 +385,7 @@ class CallSession:
             self._emit(
                 Partial(
                     self.info.call_id, t.name, utt, round(start, 3), round(start + length, 3),
-                    stable, unstable, result.language, round(result.language_probability, 4),
+                    stable, unstable, result.language, _language_probability(result),
                     avg_logprob=round(result.avg_logprob, 4), compression_ratio=round(result.compression_ratio, 3),
                 )
             )
@@ -422,7 +430,7 @@ class CallSession:
             end=round(ev.end, 3),
             text=text,
             language=result.language,
-            language_probability=round(result.language_probability, 4),
+            language_probability=_language_probability(result),
             avg_logprob=round(result.avg_logprob, 4),
             no_speech_prob=round(result.no_speech_prob, 4),
             reason=ev.reason,
