@@ -233,11 +233,19 @@ class App:
             *(self.end_call(s, "server_shutdown") for s in list(self.calls.values())),
             return_exceptions=True,
         )
+        # every call is flushed by now: what is left (a handshake half done, a peer that
+        # never answers the close) must not keep the process from exiting
         if self._ws is not None:
             self._ws.close(close_connections=True)
-            await self._ws.wait_closed()
+            try:
+                await asyncio.wait_for(self._ws.wait_closed(), timeout=5)
+            except asyncio.TimeoutError:
+                log.warning("websocket server not closed 5 s after its calls ended; exiting anyway")
         for srv in self._tcp_servers:
-            await srv.wait_closed()
+            try:
+                await asyncio.wait_for(srv.wait_closed(), timeout=5)
+            except asyncio.TimeoutError:
+                log.warning("TCP server not closed 5 s after its calls ended; exiting anyway")
         for callback in self._on_stop:
             try:
                 callback()

@@ -87,7 +87,11 @@ def test_caller_asking_for_a_person_gets_a_human_now_hint(tiny_engine, tmp_path)
     i = events.index(hs[0])
     cause = next(e for e in reversed(events[:i]) if isinstance(e, (Partial, Final)))
     assert cause.utterance == req[0].evidence["utterance"]
-    assert hs[0].time - req[0].evidence_time < 4.0  # call time, inside the same utterance
+    # emitted with the event that carried the phrase: nothing transcribed in between.
+    # (A call-time bound is a timing check: at this test's ~10x pace it depends on load.)
+    between = [e for e in events[events.index(cause) + 1 : i] if isinstance(e, (Partial, Final))]
+    assert not between, between
+    assert req[0].evidence_time <= hs[0].time
 
 
 def test_slow_speaker_is_flagged_and_normal_speaker_is_not(tiny_engine, tmp_path):

@@ -113,15 +113,24 @@ class ClusterView:
     async def aclose(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+            # redis-py can sit out a cancellation inside a blocking XREAD (seen: a
+            # worker never exited on SIGTERM); wait briefly, then drop the connection
+            # under it, which ends the read
+            await asyncio.wait({self._task}, timeout=1.0)
         if self._client is not None:
             try:
-                await self._client.aclose()
+                await asyncio.wait_for(self._client.aclose(), timeout=2.0)
             except Exception:  # noqa: BLE001
                 pass
+            if self._task is not None and not self._task.done():
+                try:
+                    await self._client.connection_pool.disconnect(inuse_connections=True)
+                except Exception:  # noqa: BLE001
+                    pass
+        if self._task is not None and not self._task.done():
+            await asyncio.wait({self._task}, timeout=2.0)
+            if not self._task.done():
+                log.warning("cluster view: bus reader did not stop; leaving it")
 
 
 __all__ = ["ClusterView", "LocalEvent"]

@@ -98,11 +98,27 @@ async def serve(args: argparse.Namespace) -> int:
     loop.add_signal_handler(signal.SIGHUP, _reload_policy, app)
     await stop.wait()
     print("voicetriage: shutting down, flushing calls", flush=True)
+    watchdog = loop.call_later(SHUTDOWN_REPORT_S, _report_stuck_tasks)
     await app.stop()
     if bus is not None:
         await bus.aclose()  # publish what the last calls flushed
+    watchdog.cancel()
     app.engine.close()
     return 0
+
+
+SHUTDOWN_REPORT_S = 25.0
+
+
+def _report_stuck_tasks() -> None:
+    """Shutdown is taking too long: log what it is waiting for (operators and
+    developers need the stack, not a silent hang)."""
+    import io
+
+    for task in asyncio.all_tasks():
+        out = io.StringIO()
+        task.print_stack(file=out)
+        log.warning("shutdown still waiting on %r:\n%s", task, out.getvalue())
 
 
 def _reload_policy(app) -> None:
