@@ -30,10 +30,16 @@ from .entry import BadEntry, BusEvent, Dedup, parse_entry
 log = logging.getLogger(__name__)
 
 # SADD the seq to the call's set; a 1 means the group had not handled it yet
-_MARK = """
-local n = redis.call('SADD', KEYS[1], ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return n
+# Claim (node, run, call_id, seq) for one stream entry, atomically: the first entry
+# to claim it owns it (a redelivery of that same entry still does); another entry
+# carrying the same event is a duplicate. Checking first and marking after handling
+# let two consumers both post one hint (seen in the two-relay test).
+_CLAIM = """
+local set = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+if set == 1 then return 1 end
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 1 end
+return 0
 """
 
 
@@ -100,7 +106,7 @@ class BusConsumer:
         except ResponseError as e:
             if "BUSYGROUP" not in str(e):
                 raise
-        self._mark = self._client.register_script(_MARK)
+        self._claim = self._client.register_script(_CLAIM)
 
     async def close(self) -> None:
         if self._client is not None:
@@ -149,7 +155,8 @@ class BusConsumer:
                 self.skipped += 1
                 done.append(entry_id)
                 continue
-            if self.dedup.seen(ev) or (self.shared_dedup and await self._client.sismember(self._dedup_key(ev), ev.seq)):
+            if self.dedup.seen(ev) or (self.shared_dedup and not await self._claim(
+                    keys=[self._dedup_key(ev)], args=[ev.seq, ev.id, self.dedup_ttl_s])):
                 self.duplicates += 1
                 done.append(entry_id)
                 continue
@@ -160,8 +167,6 @@ class BusConsumer:
 
     async def ack(self, ev: BusEvent) -> None:
         """The event is handled: record it for the group and XACK it."""
-        if self.shared_dedup:
-            await self._mark(keys=[self._dedup_key(ev)], args=[ev.seq, self.dedup_ttl_s])
         await self._client.xack(self.stream, self.group, ev.id)
 
     async def __aiter__(self) -> AsyncIterator[BusEvent]:

@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="stream N clips at a time through the one engine, as concurrent calls (default 1)")
     p.add_argument("--half", choices=("all", "tune", "test"), default="all",
                    help="only the tuning or the test half of the kit: a deterministic split by speaker/source "
-                        "(docs/evaluation.md); default all clips")
+                        "(README, Triage signals and evaluation); default all clips")
     p.add_argument("--only", metavar="PREFIX", action="append",
                    help="only clips whose id starts with PREFIX (repeatable)")
     p.add_argument("--limit", type=int, help="at most this many clips")
