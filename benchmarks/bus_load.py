@@ -28,14 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from .systems import free_port
+
 REPO = Path(__file__).resolve().parent.parent
 CLIPS = ["en_espeak_urgent", "en_whisper_jfk", "en_asterisk8k_vm_instructions"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, proc: subprocess.Popen, limit: float = 120.0) -> None:
