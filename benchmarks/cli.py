@@ -70,7 +70,7 @@ def _peer(name: str, log_dir: Path, model_dir: Path, calls: str = "mixed"):
 def _config_defaults() -> dict:
     import dataclasses
 
-    from voicetriage.config import AsrConfig, StreamConfig
+    from voicetriage.core.config import AsrConfig, StreamConfig
 
     return {"asr": dataclasses.asdict(AsrConfig()), "stream": dataclasses.asdict(StreamConfig())}
 
@@ -93,7 +93,7 @@ def _parse_kv(items: list[str]) -> tuple[dict, dict]:
 
 
 async def run_benchmark(args: argparse.Namespace) -> dict:
-    from voicetriage.registry import resolve_model
+    from voicetriage.asr.registry import resolve_model
 
     from .peers.setup import PEERS as PEER_SPECS
     from .peers.setup import check_peer, install_record, setup_peers

@@ -8,8 +8,8 @@
 Without ``--url`` the script loads the model named by ``--model``/``--config``
 and starts the native server on a free loopback port in this process. Clips
 come from ../shared/eval (``--eval-dir``). Error: CER after Traditional to
-Simplified (opencc) for Chinese, WER for English (voicetriage.metrics), on the
-call's finals joined. A final "loops" when voicetriage.asr.is_loop says so
+Simplified (opencc) for Chinese, WER for English (voicetriage.evaluation.textnorm), on the
+call's finals joined. A final "loops" when voicetriage.asr.engine.is_loop says so
 (gzip compression ratio > 2.4, or a run of 2+ characters repeated 4+ times /
 one character 8+ times). ``--out`` writes the JSON (clips, finals, summary).
 """
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from voicetriage.asr import is_loop
+from voicetriage.asr.engine import is_loop
 from voicetriage.client import StreamOptions, stream_file
-from voicetriage.metrics import cer, wer
+from voicetriage.evaluation.textnorm import cer, wer
 
 EVAL_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
 
@@ -128,9 +128,9 @@ async def main_async(args: argparse.Namespace) -> int:
     app = None
     url = args.url
     if url is None:
-        from voicetriage.config import load_config
-        from voicetriage.engine import Engine
-        from voicetriage.server import App
+        from voicetriage.core.config import load_config
+        from voicetriage.pipeline.engine import Engine
+        from voicetriage.server.app import App
 
         overrides = {"model": args.model, "languages": args.languages.split(",") if args.languages else None}
         config = load_config(args.config, asr=overrides, server={"host": "127.0.0.1", "port": 0})

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
-from voicetriage.metrics import edit_distance
+from voicetriage.evaluation.textnorm import edit_distance
 
 CJK_LANGS = {"cmn", "yue", "wuu", "hak", "nan", "zh"}
 

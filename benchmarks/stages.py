@@ -22,8 +22,8 @@ LOOP_COMPRESSION = 2.4  # Whisper's own threshold for a repetitive (failed) deco
 
 def run_windows(model: str = "base", windows=(5.0, 10.0, 15.0, 30.0), languages=("yue", "wuu", "cmn", "en"),
                 root=None, repeat: int = 1, log=print) -> dict:
-    from voicetriage.asr import AsrEngine, AsrRequest
-    from voicetriage.config import AsrConfig
+    from voicetriage.asr.engine import AsrEngine, AsrRequest
+    from voicetriage.core.config import AsrConfig
 
     base = AsrConfig(model=model)
     engines = {}

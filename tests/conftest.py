@@ -45,7 +45,7 @@ def manifest(eval_dir: Path) -> dict[str, dict]:
 
 
 def make_config(model: str, **sections):
-    from voicetriage.config import load_config
+    from voicetriage.core.config import load_config
 
     cfg = load_config(asr={"model": model, "cpu_threads": 2}, server={"host": "127.0.0.1", "port": 0})
     for name, values in sections.items():
@@ -62,7 +62,7 @@ def make_config_fixture():
 @pytest.fixture(scope="session")
 def base_engine():
     """The default multilingual model (Whisper base, int8), loaded once."""
-    from voicetriage.engine import Engine
+    from voicetriage.pipeline.engine import Engine
 
     engine = Engine.load(make_config("base"))
     yield engine
@@ -72,7 +72,7 @@ def base_engine():
 @pytest.fixture(scope="session")
 def tiny_engine():
     """English tiny.en, the smallest model, loaded once."""
-    from voicetriage.engine import Engine
+    from voicetriage.pipeline.engine import Engine
 
     engine = Engine.load(make_config("tiny.en"))
     yield engine
@@ -83,7 +83,7 @@ class ServerThread:
     """A real voicetriage App serving on loopback from a background thread."""
 
     def __init__(self, engine, config=None, setup: Callable | None = None) -> None:
-        from voicetriage.server import App
+        from voicetriage.server.app import App
 
         self.loop = asyncio.new_event_loop()
         self.config = config or dataclasses.replace(

@@ -1,4 +1,4 @@
-from voicetriage.agreement import LocalAgreement, split_units
+from voicetriage.asr.agreement import LocalAgreement, split_units
 
 
 def test_split_units():

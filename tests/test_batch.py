@@ -1,7 +1,7 @@
 """Offline batch transcription: discovery, resume, per-file errors, split channels.
 
 Real model (tiny.en, shared with the rest of the suite) on real clips from
-../shared/eval. Word error rate bound (voicetriage.metrics.wer): 0.15 on the
+../shared/eval. Word error rate bound (voicetriage.evaluation.textnorm.wer): 0.15 on the
 JFK clip and on "one two three" (tiny.en gets both exactly right here; the
 bound leaves room for another CPU's int8 kernels, while a broken pipeline
 scores near 1.0).
@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voicetriage import batch
-from voicetriage.batch import BatchOptions, InputFile, discover, plan, run_batch
+from voicetriage.offline import batch
+from voicetriage.offline.batch import BatchOptions, InputFile, discover, plan, run_batch
 from voicetriage.cli import main
-from voicetriage import metrics
+from voicetriage.evaluation import textnorm as metrics
 
 WER_BOUND = 0.15
 JFK = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
@@ -103,7 +103,7 @@ def test_plan_names_outputs_and_resumes(tmp_path):
 
 
 def test_options_are_checked(tmp_path):
-    from voicetriage.errors import ConfigError
+    from voicetriage.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="format"):
         BatchOptions(out_dir=tmp_path, format="doc")
@@ -135,7 +135,7 @@ def clips(eval_dir, tmp_path) -> Path:
 
 
 def test_cli_batch_errors_resume_overwrite(clips, tmp_path, capsys, monkeypatch, tiny_whisper):
-    import voicetriage.asr
+    import voicetriage.asr.engine
 
     loads = []
 
@@ -143,7 +143,7 @@ def test_cli_batch_errors_resume_overwrite(clips, tmp_path, capsys, monkeypatch,
         loads.append(config.model)
         return tiny_whisper
 
-    monkeypatch.setattr(voicetriage.asr, "load_whisper", shared_model)
+    monkeypatch.setattr(voicetriage.asr.engine, "load_whisper", shared_model)
     out = tmp_path / "out"
     missing = tmp_path / "nowhere" / "lost.wav"
     rc = main(["transcribe", str(clips), str(missing), "--out", str(out), "--model", "tiny.en"])
@@ -247,9 +247,9 @@ def test_split_channels_labelled_and_interleaved(stereo_call, tmp_path, tiny_whi
 )
 def test_split_labels_in_every_format(fmt, agent, caller, stereo_call, tmp_path, monkeypatch, tiny_whisper):
     """Custom labels through the CLI; each format carries them (jsonl: see above)."""
-    import voicetriage.asr
+    import voicetriage.asr.engine
 
-    monkeypatch.setattr(voicetriage.asr, "load_whisper", lambda config: tiny_whisper)
+    monkeypatch.setattr(voicetriage.asr.engine, "load_whisper", lambda config: tiny_whisper)
     out = tmp_path / "out"
     rc = main(["transcribe", str(stereo_call), "--out", str(out), "--format", fmt,
                "--channels", "split", "--channel-labels", "customer,advisor"])
@@ -334,7 +334,7 @@ def test_cli_bad_language_and_model_stop_before_work(clips, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["transcribe", str(clips / "jfk.wav"), "--out", str(out), "--language", "xx"]) == 2
     assert "unsupported language 'xx'" in capsys.readouterr().err
-    from voicetriage.commands.transcribe import _language
+    from voicetriage.cli.transcribe import _language
 
     assert _language("yue-HK") == "zh" and _language(None) is None  # the server's aliases
     assert main(["transcribe", str(clips / "jfk.wav"), "--out", str(out), "--model", "tiny.en", "--language", "zh"]) == 2

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from voicetriage.metrics import wer
+from voicetriage.evaluation.textnorm import wer
 
 CLI = [sys.executable, "-m", "voicetriage.cli"]
 

@@ -4,7 +4,7 @@ import pytest
 from voicetriage.audio.codecs import (
     AudioSpec, StreamDecoder, alaw_decode, alaw_encode, decode_pcm, ulaw_decode, ulaw_encode,
 )
-from voicetriage.errors import AudioFormatError
+from voicetriage.core.errors import AudioFormatError
 
 # ITU-T G.711 reference points (same values as Sun's g711.c and Python's audioop)
 ULAW_POINTS = {0x00: -32124, 0x7F: 0, 0x80: 32124, 0xFF: 0, 0x0F: -16764, 0x70: -120}

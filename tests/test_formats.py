@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from voicetriage.formats import (
+from voicetriage.offline.formats import (
     FORMATS,
     Segment,
     Track,

@@ -9,10 +9,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from voicetriage.asr import AsrEngine, AsrRequest, decide_language
+from voicetriage.asr.engine import AsrEngine, AsrRequest, decide_language
 from voicetriage.client import StreamOptions, stream_file
-from voicetriage.config import load_config
-from voicetriage.errors import ConfigError
+from voicetriage.core.config import load_config
+from voicetriage.core.errors import ConfigError
 
 DETECTED = [("en", 0.30), ("zh", 0.25), ("ja", 0.25), ("hi", 0.20)]
 
@@ -41,7 +41,7 @@ def test_languages_option_is_validated():
 
 
 def test_unknown_language_in_languages_is_refused_at_start(base_engine):
-    from voicetriage.engine import Engine
+    from voicetriage.pipeline.engine import Engine
 
     cfg = dataclasses.replace(base_engine.config, asr=dataclasses.replace(base_engine.config.asr, languages=("zh", "klingon")))
     with pytest.raises(ConfigError, match="klingon"):
@@ -93,7 +93,7 @@ async def test_mandarin_clips_give_zh_finals_in_real_time(base_server, manifest)
 
 @pytest.mark.model
 async def test_languages_option_through_the_server(base_engine, start_server, manifest):
-    from voicetriage.engine import Engine
+    from voicetriage.pipeline.engine import Engine
 
     cfg = dataclasses.replace(base_engine.config, asr=dataclasses.replace(base_engine.config.asr, languages=("zh", "en")))
     engine = Engine(cfg, base_engine.asr, base_engine.vad)

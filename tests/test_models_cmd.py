@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from voicetriage import registry
+from voicetriage.asr import registry
 from voicetriage.cli import main
 
 

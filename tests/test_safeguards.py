@@ -10,7 +10,7 @@ import wave
 import numpy as np
 import pytest
 
-from voicetriage.asr import AsrEngine, AsrRequest, cut_loops, is_loop
+from voicetriage.asr.engine import AsrEngine, AsrRequest, cut_loops, is_loop
 
 
 def test_loop_definition():

@@ -1,8 +1,8 @@
 import numpy as np
 
-from voicetriage.config import StreamConfig
-from voicetriage.segmenter import Segmenter, SpeechEnded, SpeechStarted
-from voicetriage.vad import WINDOW
+from voicetriage.core.config import StreamConfig
+from voicetriage.audio.segmenter import Segmenter, SpeechEnded, SpeechStarted
+from voicetriage.audio.vad import WINDOW
 
 W = WINDOW / 16000  # 32 ms
 

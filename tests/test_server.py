@@ -15,7 +15,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from voicetriage.client import StreamOptions, stream_file
-from voicetriage.metrics import cer, wer
+from voicetriage.evaluation.textnorm import cer, wer
 
 
 

@@ -4,11 +4,11 @@ import asyncio
 import wave
 
 from voicetriage.audio import AudioSpec
-from voicetriage.config import StreamConfig
-from voicetriage.events import AsrResult, CallInfo, Final, Partial
-from voicetriage.session import CallSession
-from voicetriage.vad import VadModel
-from voicetriage.worker import InferenceWorker
+from voicetriage.core.config import StreamConfig
+from voicetriage.core.events import AsrResult, CallInfo, Final, Partial
+from voicetriage.pipeline.session import CallSession
+from voicetriage.audio.vad import VadModel
+from voicetriage.asr.worker import InferenceWorker
 
 
 class NoSpeechGuess:
@@ -126,7 +126,7 @@ async def test_track_languages_override_the_call_language(manifest):
 def test_track_languages_must_name_tracks():
     import pytest
 
-    from voicetriage.errors import AudioFormatError
+    from voicetriage.core.errors import AudioFormatError
 
     with pytest.raises(AudioFormatError, match="unknown track"):
         CallSession(CallInfo("c"), AudioSpec("pcm16", 16000, 1), worker=None, vad=VadModel(),

@@ -10,8 +10,8 @@ import pytest
 import soxr
 
 from voicetriage.client import StreamOptions, stream_file
-from voicetriage.metrics import cer, wer
-from voicetriage.vad import VadModel
+from voicetriage.evaluation.textnorm import cer, wer
+from voicetriage.audio.vad import VadModel
 
 QUIET = 0.05  # -26 dB: the Mandarin clip alone still scores 0.97
 

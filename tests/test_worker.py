@@ -3,9 +3,9 @@ import threading
 
 import numpy as np
 
-from voicetriage.asr import AsrRequest
-from voicetriage.events import AsrResult
-from voicetriage.worker import InferenceWorker
+from voicetriage.asr.engine import AsrRequest
+from voicetriage.core.events import AsrResult
+from voicetriage.asr.worker import InferenceWorker
 
 
 class FakeEngine:

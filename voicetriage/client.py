@@ -16,8 +16,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .audio.codecs import SAMPLE_RATES, AudioSpec, alaw_encode, ulaw_encode
-from .errors import AudioFileError
+from voicetriage.audio.codecs import SAMPLE_RATES, AudioSpec, alaw_encode, ulaw_encode
+from voicetriage.core.errors import AudioFileError
 
 
 @dataclass(frozen=True)

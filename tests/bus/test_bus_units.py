@@ -17,8 +17,8 @@ import pytest
 
 from voicetriage.bus import BusConfig, Dedup, encode_entry, parse_entry
 from voicetriage.bus.config import bus_config, validate
-from voicetriage.config import load_config
-from voicetriage.errors import ConfigError
+from voicetriage.core.config import load_config
+from voicetriage.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 

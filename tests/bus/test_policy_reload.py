@@ -9,7 +9,7 @@ from importlib import resources
 import pytest
 
 from voicetriage.client import StreamOptions, stream_file
-from voicetriage.profiles import ProfileStore
+from voicetriage.triage.profiles import ProfileStore
 
 pytestmark = pytest.mark.model
 ELDER = "13800138000"
@@ -25,7 +25,7 @@ def wait_log(path, text, limit_s=30.0):
 
 
 async def test_sighup_reloads_policy_and_keeps_it_on_a_bad_file(start_node, manifest, tmp_path):
-    default = resources.files("voicetriage.policies").joinpath("default.toml").read_text(encoding="utf-8")
+    default = resources.files("voicetriage.triage.policies").joinpath("default.toml").read_text(encoding="utf-8")
     assert 'queue = "senior_human"' in default
     policy = tmp_path / "policy.toml"
     policy.write_text(default, encoding="utf-8")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from voicetriage.client import StreamOptions, stream_file
-from voicetriage.profiles import ProfileError, connect_store
+from voicetriage.triage.profiles import ProfileError, connect_store
 
 REPO = Path(__file__).resolve().parents[2]
 

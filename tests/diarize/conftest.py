@@ -9,7 +9,7 @@ import pytest
 def diarize_extra():
     """Skip (saying what to install) where the optional 'diarize' extra is not usable."""
     from voicetriage.diarize import environment
-    from voicetriage.errors import ModelError
+    from voicetriage.core.errors import ModelError
 
     try:
         environment.require()

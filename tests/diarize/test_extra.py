@@ -5,8 +5,8 @@ import json
 import pytest
 
 from voicetriage.cli import main
-from voicetriage.errors import ModelError
-from voicetriage.registry import load_registry, resolve_model
+from voicetriage.core.errors import ModelError
+from voicetriage.asr.registry import load_registry, resolve_model
 
 
 def test_registry_has_diarization_models_with_checksums():

@@ -21,7 +21,7 @@ OPEN_KEY = "dW5zaWduZWQta2V5LWZvci10ZXN0cw=="  # a key configured without a secr
 def make_config(model: str, **server):
     """A loopback server config for ``model`` (built here: ``from conftest import`` is
     ambiguous once several test folders have a conftest.py)."""
-    from voicetriage.config import load_config
+    from voicetriage.core.config import load_config
 
     return load_config(asr={"model": model, "cpu_threads": 2},
                        server={"host": "127.0.0.1", "port": 0, **server})
@@ -29,7 +29,7 @@ def make_config(model: str, **server):
 
 def start_telephony(start_server, engine, model: str, **server):
     """A real App on loopback with /twilio, /audiohook and an AudioSocket port."""
-    from voicetriage.telephony import TelephonyConfig, install
+    from voicetriage.server.telephony import TelephonyConfig, install
 
     tcfg = TelephonyConfig(audiohook_keys={API_KEY: CLIENT_SECRET, OPEN_KEY: ""}, audiosocket_port=0)
     server.setdefault("idle_timeout_s", 10.0)

@@ -24,7 +24,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from voicetriage.metrics import cer, wer
+from voicetriage.evaluation.textnorm import cer, wer
 
 from tel_helpers import API_KEY, CLIENT_SECRET, OPEN_KEY, mulaw, pcm8k, silence, start_telephony, text
 

@@ -13,10 +13,10 @@ from typing import ClassVar
 
 import pytest
 
-from voicetriage.events import Final
-from voicetriage.ingest.actions import EndCall, EndUtterance, PushAudio, PushDigit, PushGap, Send, StartCall
-from voicetriage.ingest.audiohook import _ENTITY_NS, AudioHookSession, format_duration, parse_duration, word_tokens
-from voicetriage.ingest.audiohook_auth import (
+from voicetriage.core.events import Final
+from voicetriage.protocols.actions import EndCall, EndUtterance, PushAudio, PushDigit, PushGap, Send, StartCall
+from voicetriage.protocols.audiohook import _ENTITY_NS, AudioHookSession, format_duration, parse_duration, word_tokens
+from voicetriage.protocols.audiohook_auth import (
     AudioHookAuth,
     parse_dictionary,
     serialize_inner_list,
@@ -198,7 +198,7 @@ def test_hint_events_are_sent_generically():
 
 
 def test_event_kinds_are_configurable_and_partials_share_the_final_id():
-    from voicetriage.events import Partial
+    from voicetriage.core.events import Partial
 
     s, c = new()
     c.open(media=(EXTERNAL,))
@@ -409,7 +409,7 @@ def test_keys_secrets_expiry_and_replay():
 
 
 def test_secret_must_be_base64():
-    from voicetriage.errors import ConfigError
+    from voicetriage.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="base64"):
         AudioHookAuth({"key": "not base64!"})

@@ -13,7 +13,7 @@ import uuid
 import numpy as np
 import pytest
 
-from voicetriage.metrics import wer
+from voicetriage.evaluation.textnorm import wer
 
 from tel_helpers import pcm8k, silence, start_telephony, text
 

@@ -10,9 +10,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from voicetriage.config import load_config
-from voicetriage.errors import ConfigError
-from voicetriage.telephony import TelephonyConfig, install, telephony_config
+from voicetriage.core.config import load_config
+from voicetriage.core.errors import ConfigError
+from voicetriage.server.telephony import TelephonyConfig, install, telephony_config
 
 from tel_helpers import HubRecorder, make_config
 

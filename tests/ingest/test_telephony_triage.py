@@ -17,8 +17,8 @@ from tel_helpers import HubRecorder, make_config, mulaw, silence
 
 @pytest.fixture(scope="module")
 def server(tiny_engine, start_server):
-    from voicetriage.telephony import TelephonyConfig, install
-    from voicetriage.triage import install_triage
+    from voicetriage.server.telephony import TelephonyConfig, install
+    from voicetriage.triage.observer import install_triage
 
     config = make_config("tiny.en")
 

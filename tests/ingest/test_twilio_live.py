@@ -17,7 +17,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from voicetriage.metrics import wer
+from voicetriage.evaluation.textnorm import wer
 
 from tel_helpers import mulaw, pcm8k, silence, start_telephony, text
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from voicetriage.ingest.actions import EndCall, PushAudio, PushDigit, PushGap, StartCall
-from voicetriage.ingest.twilio import TwilioStream
+from voicetriage.protocols.actions import EndCall, PushAudio, PushDigit, PushGap, StartCall
+from voicetriage.protocols.twilio import TwilioStream
 
 SID = "MZ18ad3ab5a668481ce02b83e7395059f0"
 CALL = "CA00000000000000000000000000000001"

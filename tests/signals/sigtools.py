@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from voicetriage.events import Dtmf, Final, Partial
+from voicetriage.core.events import Dtmf, Final, Partial
 
 RATE = 16000
 

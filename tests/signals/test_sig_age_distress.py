@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from sigtools import RATE, tone
 
-from voicetriage.signals.age import MEASURED_ACCURACY, AgeBandExtractor, band_distribution, older_score
-from voicetriage.signals.distress import DistressExtractor, lexical_cues
-from voicetriage.signals.prosody import ProsodyTracker, VoiceStats
+from voicetriage.triage.signals.age import MEASURED_ACCURACY, AgeBandExtractor, band_distribution, older_score
+from voicetriage.triage.signals.distress import DistressExtractor, lexical_cues
+from voicetriage.triage.signals.prosody import ProsodyTracker, VoiceStats
 
 
 def stats(f0, hnr=9.0, jitter=0.03):

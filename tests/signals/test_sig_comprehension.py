@@ -1,6 +1,6 @@
 """Low comprehension from the recogniser's own confidence."""
 
-from voicetriage.signals.comprehension import ComprehensionExtractor, not_followed
+from voicetriage.triage.signals.comprehension import ComprehensionExtractor, not_followed
 
 
 def test_clean_speech_is_followed(final):

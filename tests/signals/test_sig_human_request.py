@@ -2,8 +2,8 @@
 
 import pytest
 
-from voicetriage.signals.human_request import belief, HumanRequestExtractor, find_request
-from voicetriage.signals.options import HumanRequestOptions
+from voicetriage.triage.signals.human_request import belief, HumanRequestExtractor, find_request
+from voicetriage.triage.signals.options import HumanRequestOptions
 
 
 @pytest.mark.parametrize("text", [

@@ -2,8 +2,8 @@
 
 import pytest
 
-from voicetriage.signals.language import LanguageExtractor, utterance_evidence
-from voicetriage.signals.options import LANGUAGES, LanguageOptions
+from voicetriage.triage.signals.language import LanguageExtractor, utterance_evidence
+from voicetriage.triage.signals.options import LANGUAGES, LanguageOptions
 
 
 def run(finals):
@@ -39,7 +39,7 @@ DIALECT_QUEUES = {"cantonese_agent", "wu_agent", "hakka_agent", "minnan_agent"}
 
 def route(signals):
     """The queues the default policy sends a call to, given its language signals in order."""
-    from voicetriage.policy import load_policy
+    from voicetriage.triage.policy import load_policy
 
     st = load_policy().start("c1")
     return {h.queue for s in signals for h in st.update([s], s.time)}

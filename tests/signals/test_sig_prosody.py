@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sigtools import RATE, tone
 
-from voicetriage.signals.prosody import ProsodyTracker, voice_stats
+from voicetriage.triage.signals.prosody import ProsodyTracker, voice_stats
 
 
 def feed(tracker, x, chunk, t0=0.0):

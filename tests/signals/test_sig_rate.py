@@ -2,8 +2,8 @@
 
 import pytest
 
-from voicetriage.signals.options import SpeakingRateOptions
-from voicetriage.signals.rate import SLOW_THRESHOLDS, THRESHOLD_SOURCES, SpeakingRateExtractor
+from voicetriage.triage.signals.options import SpeakingRateOptions
+from voicetriage.triage.signals.rate import SLOW_THRESHOLDS, THRESHOLD_SOURCES, SpeakingRateExtractor
 
 
 def test_normal_and_slow_mandarin(final):

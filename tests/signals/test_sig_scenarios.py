@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from voicetriage.client import StreamOptions, load_audio
-from voicetriage.evaluation import _observer_for
-from voicetriage.events import CallInfo, Final, Partial
+from voicetriage.evaluation.harness import _observer_for
+from voicetriage.core.events import CallInfo, Final, Partial
 
 pytestmark = [
     pytest.mark.model,
@@ -135,7 +135,7 @@ def test_halting_caller_goes_to_the_senior_team_within_20_s(tiny_engine, tmp_pat
 def test_cantonese_caller_goes_to_a_cantonese_agent(base_engine, manifest):
     # espeak-ng's Cantonese is not Chinese to Whisper base (it hears English), so this
     # scenario uses three real Cantonese utterances of ../shared/eval as one call: clips
-    # of the TUNING half (voicetriage.evaluation.split_halves), whose numbers set the
+    # of the TUNING half (voicetriage.evaluation.harness.split_halves), whose numbers set the
     # dialect cues, so this checks the mechanism, not the held-out accuracy
     yue = [Path(manifest[c]["path"]) for c in ("yue_wsyue_04", "yue_wsyue_06", "yue_wsyue_11")]
     events, signals = call(base_engine, *yue, gap_s=1.0)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from voicetriage.signals.text import (
+from voicetriage.triage.signals.text import (
     count_syllables, countable, english_syllables, normalize, script_stats, similarity, to_simplified,
 )
 

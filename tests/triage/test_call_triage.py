@@ -7,13 +7,13 @@ import logging
 import numpy as np
 import pytest
 
-from voicetriage.config import load_config
-from voicetriage.errors import ConfigError
-from voicetriage.events import CallInfo, CallSummary, Dtmf, Final, Partial
-from voicetriage.policy import Hint, load_policy
-from voicetriage.profiles import ProfileStore
-from voicetriage.signals.base import Signal
-from voicetriage.triage import CallTriage, triage_config, triage_observer_factory
+from voicetriage.core.config import load_config
+from voicetriage.core.errors import ConfigError
+from voicetriage.core.events import CallInfo, CallSummary, Dtmf, Final, Partial
+from voicetriage.triage.policy import Hint, load_policy
+from voicetriage.triage.profiles import ProfileStore
+from voicetriage.triage.signals.base import Signal
+from voicetriage.triage.observer import CallTriage, triage_config, triage_observer_factory
 
 FRAME = np.zeros(320, dtype=np.float32)  # 20 ms at 16 kHz
 
@@ -143,7 +143,7 @@ def test_keypad_first_digit_rule():
 def test_a_broken_extractor_is_disabled_and_the_rest_go_on(caplog):
     fake = FakeExtractor()
     tr = CallTriage(CallInfo("c1"), load_policy(), [Broken(), fake])
-    with caplog.at_level(logging.ERROR, logger="voicetriage.triage"):
+    with caplog.at_level(logging.ERROR, logger="voicetriage.triage.observer"):
         feed_audio(tr, 1.0)
         [h] = hints(tr.on_event(final("HUMAN", 0.2, 0.8)))
         tr.on_close(summary())
@@ -232,8 +232,8 @@ def test_events_filters_and_slow_subscriber_queue():
 
 def test_serve_options_reach_the_triage_config(tmp_path):
     from voicetriage.cli import build_parser
-    from voicetriage.commands.common import config_from_args
-    from voicetriage.commands.triage_options import triage_from_args
+    from voicetriage.cli.common import config_from_args
+    from voicetriage.cli.triage_options import triage_from_args
 
     policy_file = tmp_path / "p.toml"
     policy_file.write_text("[[rules]]\nname='a'\nqueue='q'\npriority=1\nall=[{signal='x'}]\n", encoding="utf-8")

@@ -6,10 +6,10 @@ import textwrap
 
 import pytest
 
-from voicetriage.errors import ConfigError
-from voicetriage.events import to_message
-from voicetriage.policy import Hint, load_policy, parse_policy
-from voicetriage.signals.base import Signal
+from voicetriage.core.errors import ConfigError
+from voicetriage.core.events import to_message
+from voicetriage.triage.policy import Hint, load_policy, parse_policy
+from voicetriage.triage.signals.base import Signal
 
 import tomllib
 
@@ -87,7 +87,7 @@ def test_escalation_and_no_downgrade(default):
 def test_no_default_rule_asks_more_confidence_than_its_signal_can_give(default):
     """A rule whose min_confidence sits above the signal's ceiling can never fire (the old
     voice_senior rule: age confidence capped at the measured 0.47, threshold 0.6)."""
-    from voicetriage.signals.age import MEASURED_ACCURACY
+    from voicetriage.triage.signals.age import MEASURED_ACCURACY
 
     ceilings = {"age_band": MEASURED_ACCURACY}
     for rule in default.rules:

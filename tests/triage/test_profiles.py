@@ -7,7 +7,7 @@ import json
 import pytest
 
 from voicetriage.cli import main
-from voicetriage.profiles import (
+from voicetriage.triage.profiles import (
     Profile,
     ProfileError,
     ProfileStore,

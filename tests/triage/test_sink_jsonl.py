@@ -10,8 +10,8 @@ import textwrap
 import threading
 from pathlib import Path
 
-from voicetriage.events import Dtmf, Final
-from voicetriage.policy import Hint
+from voicetriage.core.events import Dtmf, Final
+from voicetriage.triage.policy import Hint
 from voicetriage.sinks.jsonl import JsonlEventLog
 
 
@@ -84,7 +84,7 @@ def test_nothing_is_lost_when_the_process_is_killed(tmp_path):
     script = textwrap.dedent(f"""
         import os, signal, sys
         sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
-        from voicetriage.events import Final
+        from voicetriage.core.events import Final
         from voicetriage.sinks.jsonl import JsonlEventLog
         log = JsonlEventLog({str(path)!r})
         for i in range(200):
@@ -100,7 +100,7 @@ def test_nothing_is_lost_when_the_process_is_killed(tmp_path):
 def test_unwritable_path_is_a_clear_config_error(tmp_path):
     import pytest
 
-    from voicetriage.errors import ConfigError
+    from voicetriage.core.errors import ConfigError
 
     blocker = tmp_path / "file"
     blocker.write_text("x")

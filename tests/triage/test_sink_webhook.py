@@ -9,9 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from voicetriage.errors import ConfigError
-from voicetriage.events import Final
-from voicetriage.policy import Hint
+from voicetriage.core.errors import ConfigError
+from voicetriage.core.events import Final
+from voicetriage.triage.policy import Hint
 from voicetriage.sinks.webhook import WebhookSink
 
 

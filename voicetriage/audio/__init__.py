@@ -1,6 +1,6 @@
 """Audio in: wire encodings (PCM16, G.711) and files, to 16 kHz float32 mono."""
 
-from .codecs import (
+from voicetriage.audio.codecs import (
     ENCODINGS,
     SAMPLE_RATES,
     TARGET_RATE,

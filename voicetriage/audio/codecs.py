@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
-from ..errors import AudioFormatError
+from voicetriage.core.errors import AudioFormatError
 
 TARGET_RATE = 16000
 ENCODINGS = ("pcm16", "mulaw", "alaw")

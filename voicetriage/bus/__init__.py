@@ -21,8 +21,8 @@ and is imported only when a bus is configured.
 
 from __future__ import annotations
 
-from .config import BusConfig, bus_config, require_redis
-from .entry import BadEntry, BusEvent, Dedup, encode_entry, parse_entry
+from voicetriage.bus.config import BusConfig, bus_config, require_redis
+from voicetriage.bus.entry import BadEntry, BusEvent, Dedup, encode_entry, parse_entry
 
 __all__ = [
     "BadEntry",

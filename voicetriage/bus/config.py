@@ -7,8 +7,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import Config, _section
-from ..errors import ConfigError
+from voicetriage.core.config import Config, _section
+from voicetriage.core.errors import ConfigError
 
 #: event kinds a server can publish
 KINDS = ("call", "partial", "final", "dtmf", "signal", "hint", "summary")

@@ -21,8 +21,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .config import BusConfig, require_redis
-from .entry import encode_entry
+from voicetriage.bus.config import BusConfig, require_redis
+from voicetriage.bus.entry import encode_entry
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class BusPublisher:
     def __call__(self, event: object) -> None:
         if getattr(event, "kind", None) not in self.kinds:
             return
-        from ..sinks.events_ws import message
+        from voicetriage.sinks.events_ws import message
 
         self.publish_message(message(event))
 

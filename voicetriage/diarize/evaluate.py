@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .conversations import ConversationSpec, build, telephone_16k
+from voicetriage.diarize.conversations import ConversationSpec, build, telephone_16k
 
 COLLAR = 0.5  # pyannote total width: ±0.25 s
 

@@ -46,7 +46,7 @@ def speaker_for(start: float, end: float, turns: Sequence[SpeakerTurn]) -> str |
 
 
 def render_rttm(uri: str, turns: Iterable[SpeakerTurn]) -> str:
-    from ..formats import rttm_text
+    from voicetriage.offline.formats import rttm_text
 
     return rttm_text(uri, [(t.start, t.end, t.speaker) for t in turns])
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, ModelError
-from . import environment
+from voicetriage.core.errors import ConfigError, ModelError
+from voicetriage.diarize import environment
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def parse_speakers(value: str) -> int | None:
 
 def resolve_weights(cache_dir: Path | None = None) -> dict[str, Path]:
     """The verified weight files of the registry's diarization models."""
-    from ..registry import resolve_model
+    from voicetriage.asr.registry import resolve_model
 
     seg = resolve_model(SEGMENTATION_MODEL, cache_dir=cache_dir, kind="segmentation")
     emb = resolve_model(EMBEDDING_MODEL, cache_dir=cache_dir, kind="speaker-embedding")
@@ -98,7 +98,7 @@ def _embedding_model(weights: Path):
     import torch.nn.functional as F
     from pyannote.audio import Model
 
-    from .campplus import EMBEDDING_DIM, CamPlusPlus, fbank
+    from voicetriage.diarize.campplus import EMBEDDING_DIM, CamPlusPlus, fbank
 
     class CamPlusPlusEmbedding(Model):
         def __init__(self) -> None:

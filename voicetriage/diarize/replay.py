@@ -3,10 +3,10 @@
 For each recording, the caller's side is found (a stereo file's caller
 channel, or the speaker diarization names as caller in a mono file), the
 other speakers' speech is silenced (so times stay call times), and that audio
-is streamed through an in-process :class:`~voicetriage.engine.Engine` call with
+is streamed through an in-process :class:`~voicetriage.pipeline.engine.Engine` call with
 the same triage observer the server uses (signals/, policy.py, triage.py).
 Several policies can be replayed on one stream: each gets its own
-:class:`~voicetriage.triage.CallTriage`, so ASR runs once per recording.
+:class:`~voicetriage.triage.observer.CallTriage`, so ASR runs once per recording.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..events import CallInfo
+from voicetriage.core.errors import ConfigError
+from voicetriage.core.events import CallInfo
 
 RATE = 16000
 
@@ -93,8 +93,8 @@ def caller_audio(samples: np.ndarray, caller_turns: Sequence[tuple[float, float]
 async def stream_call(engine: Any, call_id: str, audio: np.ndarray, observers: list[Any],
                       speed: float = 0.0, frame_ms: int = 20) -> list[dict[str, Any]]:
     """Stream 16 kHz float audio as one PCM16 call; returns its finals."""
-    from ..audio.codecs import AudioSpec
-    from ..events import Final
+    from voicetriage.audio.codecs import AudioSpec
+    from voicetriage.core.events import Final
 
     finals: list[dict[str, Any]] = []
 
@@ -148,9 +148,9 @@ class ReplayOptions:
 async def replay_file(path: Path, engine: Any, factories: Sequence[tuple[str, Any]], options: ReplayOptions,
                       diarizer: Any = None) -> Replay:
     """Replay one recording under each (name, TriageFactory)."""
-    from ..batch import load_audio
-    from .labelling import turns_of, speech_per_speaker
-    from .roles import CALLER, Utterance, assign
+    from voicetriage.offline.batch import load_audio
+    from voicetriage.diarize.labelling import turns_of, speech_per_speaker
+    from voicetriage.diarize.roles import CALLER, Utterance, assign
 
     t0 = time.monotonic()
     split = options.channels == "split"

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from ..errors import ConfigError
+from voicetriage.core.errors import ConfigError
 
 RULES = ("greeting", "first-agent", "first-caller", "none")
 AGENT, CALLER = "agent", "caller"

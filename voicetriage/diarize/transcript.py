@@ -6,8 +6,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .labelling import speaker_for, speech_per_speaker, turns_of
-from .roles import GREETINGS, Utterance, assign
+from voicetriage.diarize.labelling import speaker_for, speech_per_speaker, turns_of
+from voicetriage.diarize.roles import GREETINGS, Utterance, assign
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Hint sinks: where hints (and finals) go besides the call's own connection.
 
-Each sink subscribes to the server's :class:`~voicetriage.hub.EventHub`:
+Each sink subscribes to the server's :class:`~voicetriage.core.hub.EventHub`:
 
 * :class:`~voicetriage.sinks.jsonl.JsonlEventLog`: append-only JSONL file;
 * :class:`~voicetriage.sinks.webhook.WebhookSink`: HTTP POST with retries;
@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from .jsonl import JsonlEventLog
-from .webhook import WebhookSink
+from voicetriage.sinks.jsonl import JsonlEventLog
+from voicetriage.sinks.webhook import WebhookSink
 
 if TYPE_CHECKING:
-    from ..server import App
-    from ..triage import TriageConfig
+    from voicetriage.server.app import App
+    from voicetriage.triage.observer import TriageConfig
 
 
 class Sinks:
@@ -42,7 +42,7 @@ class Sinks:
 def install_sinks(app: "App", triage: "TriageConfig", *, event_log: str | None = None,
                   events_route: bool = True) -> Sinks:
     """Subscribe the configured sinks to ``app.hub`` and add the ``/events`` route."""
-    from . import events_ws
+    from voicetriage.sinks import events_ws
 
     sinks = Sinks()
     try:

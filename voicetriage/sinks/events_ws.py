@@ -29,14 +29,14 @@ from typing import TYPE_CHECKING, Any
 
 from websockets.exceptions import ConnectionClosed
 
-from ..events import to_message
-from ..policy import jsonable
+from voicetriage.core.events import to_message
+from voicetriage.triage.policy import jsonable
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
     from websockets.http11 import Request, Response
 
-    from ..server import App
+    from voicetriage.server.app import App
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def make_process_request(token: str | None):
     """Handshake check for ``/events``: filters and, if configured, the token."""
 
     def process_request(app: "App", connection: "ServerConnection", request: "Request") -> "Response | None":
-        from ..server import json_response
+        from voicetriage.server.app import json_response
 
         try:
             parse_filters(request.path)

@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from ..errors import ConfigError
-from ..events import to_message
-from ..policy import jsonable
+from voicetriage.core.errors import ConfigError
+from voicetriage.core.events import to_message
+from voicetriage.triage.policy import jsonable
 
 log = logging.getLogger(__name__)
 

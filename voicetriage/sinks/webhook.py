@@ -25,10 +25,10 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Iterable
 
-from .. import __version__
-from ..errors import ConfigError
-from ..events import to_message
-from ..policy import jsonable
+from voicetriage import __version__
+from voicetriage.core.errors import ConfigError
+from voicetriage.core.events import to_message
+from voicetriage.triage.policy import jsonable
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,418 @@
+"""The recogniser: one Whisper model (CTranslate2 via faster-whisper).
+
+:func:`load_whisper` loads the model once. :class:`AsrEngine` transcribes
+batches of short utterances (the streaming path) without padding every one to
+Whisper's 30 s window: the audio is padded only up to a window of
+``min_window_s`` rounded up to ``window_step_s``, which makes the encoder
+several times cheaper on short utterances while keeping the text the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from voicetriage.core.config import AsrConfig
+from voicetriage.core.errors import ModelError
+from voicetriage.core.events import AsrResult
+from voicetriage.asr.registry import ResolvedModel, resolve_model
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+MAX_WINDOW_S = 30.0
+
+
+def load_whisper(config: AsrConfig):
+    """Resolve ``config.model`` through the registry and load it.
+
+    Returns ``(WhisperModel, ResolvedModel)``. faster-whisper is imported
+    here, not at module import, so ``import voicetriage`` stays light.
+    """
+    from faster_whisper import WhisperModel
+
+    resolved = resolve_model(config.model, cache_dir=config.model_cache_dir)
+    threads = config.cpu_threads or (os.cpu_count() or 1)
+    try:
+        model = WhisperModel(
+            str(resolved.path),
+            device=config.device,
+            compute_type=config.compute_type,
+            cpu_threads=threads,
+            num_workers=inference_workers(config),
+            local_files_only=True,
+        )
+    except (RuntimeError, ValueError, OSError) as e:
+        raise ModelError(f"cannot load model {resolved.id!r} from {resolved.path}: {e}") from None
+    log.info("loaded model %s from %s (%s, %s)", resolved.id, resolved.path, config.device, config.compute_type)
+    return model, resolved
+
+
+# Chinese varieties a caller may announce; Whisper (before large-v3) writes
+# them all under "zh".
+_LANGUAGE_ALIASES = {"cmn": "zh", "yue": "zh", "wuu": "zh", "hak": "zh", "nan": "zh", "zho": "zh", "eng": "en"}
+
+
+def normalise_language(hint: str | None, multilingual: bool = True) -> str | None:
+    """A client's language hint ("zh-CN", "yue-HK", "en") to a Whisper code.
+
+    Returns ``None`` for no hint. Raises :class:`ValueError` for a language
+    Whisper does not know.
+    """
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    if hint is None or hint == "" or hint == "auto":
+        return None
+    if not isinstance(hint, str):
+        raise ValueError(f"language must be a string, got {hint!r}")
+    primary = hint.strip().lower().replace("_", "-").split("-")[0]
+    primary = _LANGUAGE_ALIASES.get(primary, primary)
+    if primary not in _LANGUAGE_CODES:
+        raise ValueError(f"unsupported language {hint!r}")
+    if not multilingual and primary != "en":
+        raise ValueError(f"language {hint!r} needs a multilingual model; this one is English-only")
+    return primary
+
+
+def inference_workers(config: AsrConfig) -> int:
+    """How many decodes may run at once (``config.inference_workers``, 0: auto)."""
+    if config.inference_workers > 0:
+        return config.inference_workers
+    cores = os.cpu_count() or 1
+    return max(1, cores // max(1, config.cpu_threads or cores))
+
+
+@dataclass(frozen=True)
+class AsrRequest:
+    """One stretch of 16 kHz float32 audio to transcribe.
+
+    ``language`` set: decode in it (``language_source`` says who chose it:
+    "client", "config" report probability 1.0; anything else, e.g. a
+    partial's "provisional" language, reports the detector's own figure).
+    ``language`` None: detect, restricted to ``languages`` (empty: all) and
+    weighted by ``prior`` (per-language multiplicative factors built from the
+    call's earlier finals). ``prompt`` is used only when the decided language
+    is ``prompt_language`` (or that is None). ``final`` turns on the decoding
+    safeguards (temperature fallback); ``dialect_probe`` runs the
+    Cantonese/Mandarin two-prompt probe when the language is zh.
+    """
+
+    audio: np.ndarray
+    language: str | None = None  # None: detect
+    prompt: str | None = None  # previous text, to condition the decoder
+    language_source: str | None = None
+    languages: tuple[str, ...] = ()
+    prior: tuple[tuple[str, float], ...] = ()
+    prompt_language: str | None = None
+    final: bool = False
+    dialect_probe: bool = False
+
+
+def _round_prob(p: float) -> float:
+    """A candidate's probability for events: four significant digits, so the small
+    candidates the language signal reads (Vietnamese/Thai share beside zh 0.9999)
+    survive, and never a rounded-up 1.0 for a detected language."""
+    return min(float(f"{p:.4g}"), 0.9999) if p < 0.9999 else round(min(p, 0.999999), 6)
+
+
+def _compression_ratio(text: str) -> float:
+    b = text.encode("utf-8")
+    return len(b) / max(1, len(zlib.compress(b))) if b else 0.0
+
+
+# A unit of two or more characters repeated four or more times in a row, or one
+# character eight or more times ("谢谢谢谢谢谢谢谢" is not speech either).
+_REPEAT = re.compile(r"(.{2,}?)\1{3,}|(.)\2{7,}", re.S)
+
+
+def is_loop(text: str, compression_ratio_threshold: float = 2.4) -> bool:
+    """A decoding loop: gzip compression ratio above the threshold (Whisper's own
+    test, meaningful on texts of a few dozen bytes and more) or a run of one
+    unit repeated as :data:`_REPEAT` says (catches short loops zlib cannot)."""
+    return _compression_ratio(text) > compression_ratio_threshold or _REPEAT.search(text) is not None
+
+
+def cut_loops(text: str) -> str:
+    """Keep one copy of every repeated run (the loop guard's last resort)."""
+    return _REPEAT.sub(lambda m: m.group(1) or m.group(2), text).strip()
+
+
+def decide_language(
+    detected: list[tuple[str, float]],
+    allowed: tuple[str, ...] = (),
+    prior: tuple[tuple[str, float], ...] = (),
+) -> tuple[str, tuple[tuple[str, float], ...]]:
+    """The utterance's language from the detector's distribution.
+
+    ``detected`` is ``(code, probability)`` for every language; it is
+    renormalised over ``allowed`` (empty: all). The choice maximises
+    probability x prior factor (a factor of 9 means the detector must be 9
+    times surer of another language to switch). Returns the choice and the
+    renormalised distribution, most likely first.
+    """
+    if allowed:
+        keep = [(c, p) for c, p in detected if c in allowed]
+        if not keep:  # detector knows none of them (cannot happen with Whisper codes)
+            keep = [(c, 1.0) for c in allowed]
+        total = sum(p for _, p in keep) or 1.0
+        dist = [(c, p / total) for c, p in keep]
+    else:
+        dist = list(detected)
+    dist.sort(key=lambda cp: -cp[1])
+    factors = dict(prior)
+    best = max(dist, key=lambda cp: cp[1] * factors.get(cp[0], 1.0))[0]
+    return best, tuple(dist)
+
+
+@dataclass
+class _Decode:
+    text: str
+    ids: list[int]
+    avg_logprob: float
+    no_speech_prob: float
+    temperature: float
+    compression_ratio: float
+
+
+class AsrEngine:
+    """Batched transcription of short utterances with one loaded model."""
+
+    def __init__(self, model, resolved: ResolvedModel, config: AsrConfig) -> None:
+        from faster_whisper.tokenizer import Tokenizer
+
+        self.model = model
+        self.resolved = resolved
+        self.config = config
+        self._tokenizer_cls = Tokenizer
+        self._tokenizers: dict[str | None, object] = {}
+        self.multilingual = bool(model.model.is_multilingual)
+
+    @classmethod
+    def load(cls, config: AsrConfig) -> "AsrEngine":
+        model, resolved = load_whisper(config)
+        return cls(model, resolved, config)
+
+    def window_seconds(self, duration: float) -> float:
+        """The padded window for ``duration`` seconds of audio."""
+        c = self.config
+        step = max(c.window_step_s, 0.5)
+        w = max(c.min_window_s, math.ceil(duration / step) * step)
+        return min(w, MAX_WINDOW_S)
+
+    def _tokenizer(self, language: str | None):
+        tok = self._tokenizers.get(language)
+        if tok is None:
+            tok = self._tokenizer_cls(
+                self.model.hf_tokenizer, self.multilingual, task="transcribe",
+                language=language if self.multilingual else None,
+            )
+            self._tokenizers[language] = tok
+        return tok
+
+    def _prompt(self, lang: str, text: str | None) -> list[int]:
+        tok = self._tokenizer(lang if self.multilingual else None)
+        prompt: list[int] = []
+        if text:
+            prompt = [tok.sot_prev] + tok.encode(" " + text.strip())[-(self.model.max_length // 2 - 1):]
+        return prompt + tok.sot_sequence + [tok.no_timestamps]
+
+    def _generate(self, encoded, rows: list[int] | None, prompts, langs, max_len: int, temperature: float = 0.0):
+        """Decode ``prompts`` on the encoder output (``rows`` of it; None: all).
+
+        Returns, per prompt, the best :class:`_Decode` (at temperature > 0 the
+        best of ``best_of`` samples by average log-probability). CTranslate2
+        needs the start token at one position in a batch, so prompts of
+        different lengths (previous text) are decoded in separate batches."""
+        import ctranslate2
+
+        if len({len(p) for p in prompts}) > 1:
+            rows = rows if rows is not None else list(range(len(prompts)))
+            out: list[_Decode | None] = [None] * len(prompts)
+            for size in sorted({len(p) for p in prompts}):
+                idx = [k for k, p in enumerate(prompts) if len(p) == size]
+                part = self._generate(encoded, [rows[k] for k in idx], [prompts[k] for k in idx],
+                                      [langs[k] for k in idx], max_len, temperature)
+                for k, d in zip(idx, part):
+                    out[k] = d
+            return out
+        if rows is not None:
+            encoded = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(encoded)[rows]))
+        c = self.config
+        if temperature > 0:
+            kwargs = dict(beam_size=1, num_hypotheses=max(1, c.best_of), sampling_topk=0,
+                          sampling_temperature=temperature)
+        else:
+            kwargs = dict(beam_size=c.beam_size)
+        out = self.model.model.generate(
+            encoded, prompts, max_length=max_len, return_scores=True, return_no_speech_prob=True,
+            suppress_blank=True, suppress_tokens=[-1], no_repeat_ngram_size=c.no_repeat_ngram_size, **kwargs,
+        )
+        decodes = []
+        for res, lang in zip(out, langs):
+            tok = self._tokenizer(lang if self.multilingual else None)
+            cands = []
+            for k, seq in enumerate(res.sequences_ids):
+                ids = [t for t in seq if t < tok.eot]
+                text = tok.decode(ids).strip()
+                score = float(res.scores[k]) if res.scores else 0.0
+                cands.append(_Decode(text, ids, score, float(res.no_speech_prob), temperature,
+                                     _compression_ratio(text)))
+            fine = [d for d in cands if d.compression_ratio <= c.compression_ratio_threshold]
+            decodes.append(max(fine or cands, key=lambda d: d.avg_logprob))
+        return decodes
+
+    def _needs_fallback(self, d: _Decode) -> bool:
+        c = self.config
+        if d.compression_ratio > c.compression_ratio_threshold or _REPEAT.search(d.text):
+            return True
+        if d.avg_logprob < c.log_prob_threshold:
+            # Whisper's own "silence" case: no point sampling noise
+            return not d.no_speech_prob > c.no_speech_threshold
+        return False
+
+    def _encode(self, audios: list[np.ndarray]):
+        import ctranslate2
+
+        fe = self.model.feature_extractor
+        longest = max(len(a) for a in audios) / SAMPLE_RATE
+        window = self.window_seconds(min(longest, MAX_WINDOW_S))
+        n = int(window * SAMPLE_RATE)
+        feats = []
+        for a in audios:
+            a = np.asarray(a, dtype=np.float32)[:n]
+            f = fe(np.pad(a, (0, n - len(a))), padding=0)
+            feats.append(f[:, : int(window * 100)])
+        frames = min(f.shape[1] for f in feats)
+        batch = np.ascontiguousarray(np.stack([f[:, :frames] for f in feats]).astype(np.float32))
+        return self.model.model.encode(ctranslate2.StorageView.from_array(batch), to_cpu=False), longest
+
+    def detect_languages(self, audios: list[np.ndarray]) -> list[list[tuple[str, float]]]:
+        """The detector's full distribution for each stretch of audio (at most
+        30 s is heard), on short padded windows like the streaming path."""
+        if not self.multilingual:
+            return [[("en", 1.0)] for _ in audios]
+        out = []
+        for k in range(0, len(audios), max(1, self.config.max_batch)):
+            encoded, _ = self._encode(audios[k : k + max(1, self.config.max_batch)])
+            for row in self.model.model.detect_language(encoded):
+                out.append([(t[2:-2], float(p)) for t, p in row])
+        return out
+
+    def transcribe_batch(self, requests: list[AsrRequest]) -> list[AsrResult]:
+        """Transcribe several utterances in one encoder/decoder batch.
+
+        All items are padded to the largest window in the batch and encoded
+        once; language detection, decoding, the fallback and the dialect probe
+        all reuse that encoder output. Blocking: call it from the inference
+        thread, never from the event loop.
+        """
+        if not requests:
+            return []
+        c = self.config
+        encoded, longest = self._encode([r.audio for r in requests])
+
+        # The detector runs on every item: it is one decoder step, and a forced
+        # language still gets the detector's opinion in its candidates.
+        detections: list[list[tuple[str, float]]] = []
+        if self.multilingual:
+            for row in self.model.model.detect_language(encoded):
+                detections.append([(t[2:-2], float(p)) for t, p in row])
+        decided: list[tuple[str, float, tuple[tuple[str, float], ...], str]] = []
+        for i, r in enumerate(requests):
+            if not self.multilingual:
+                decided.append(("en", 1.0, (("en", 1.0),), "model"))
+                continue
+            lang, dist = decide_language(detections[i], tuple(r.languages), tuple(r.prior))
+            if r.language:
+                source = r.language_source or "client"
+                _, dist = decide_language(detections[i], tuple(r.languages) and tuple(set(r.languages) | {r.language}))
+                p = 1.0 if source in ("client", "config") else dict(dist).get(r.language, 0.0)
+                decided.append((r.language, p, dist[:5], source))
+            else:
+                decided.append((lang, dict(dist)[lang], dist[:5], "detected"))
+
+        langs = [d[0] for d in decided]
+        prompts = [
+            self._prompt(lang, r.prompt if r.prompt_language in (None, lang) else None)
+            for r, lang in zip(requests, langs)
+        ]
+        # Whisper emits roughly 3-4 tokens per second of speech; capping the output
+        # length stops a loop from running to 224 tokens.
+        max_len = min(int(24 + 12 * longest), self.model.max_length // 2)
+        best = self._generate(encoded, None, prompts, langs, max_len)
+
+        # faster-whisper's generate_with_fallback, batched: the finals that fail the
+        # compression-ratio / log-probability checks are sampled again, together,
+        # at the next temperature, until they pass or the temperatures run out.
+        failing = [i for i, r in enumerate(requests) if r.final and self._needs_fallback(best[i])]
+        tried: dict[int, list[_Decode]] = {i: [best[i]] for i in failing}
+        for t in c.temperatures:
+            if t <= 0 or not failing:
+                continue
+            # a prompt that may have led the decoder astray goes (prompt_reset_on_temperature)
+            sub_prompts = [self._prompt(langs[i], None) if t >= 0.5 else prompts[i] for i in failing]
+            again = self._generate(encoded, failing, sub_prompts, [langs[i] for i in failing], max_len, t)
+            still = []
+            for i, d in zip(failing, again):
+                tried[i].append(d)
+                if self._needs_fallback(d):
+                    still.append(i)
+                else:
+                    best[i] = d
+            failing = still
+        for i in failing:  # all failed: the best-scored decode that is not a loop
+            fine = [d for d in tried[i] if not is_loop(d.text, c.compression_ratio_threshold)]
+            chosen = max(fine or tried[i], key=lambda d: d.avg_logprob)
+            best[i] = _Decode(chosen.text, chosen.ids, chosen.avg_logprob, chosen.no_speech_prob,
+                              tried[i][-1].temperature, chosen.compression_ratio)
+
+        probes = self._dialect_probe(encoded, requests, langs, max_len)
+
+        results = []
+        for i, (r, d) in enumerate(zip(requests, best)):
+            lang, lp, dist, source = decided[i]
+            text = d.text
+            if r.final and is_loop(text, c.compression_ratio_threshold):
+                text = cut_loops(text)  # the loop guard: one copy of the repeated run
+            results.append(
+                AsrResult(
+                    text=text,
+                    language=lang,
+                    language_probability=lp,
+                    avg_logprob=d.avg_logprob,
+                    no_speech_prob=d.no_speech_prob,
+                    tokens=len(d.ids),
+                    compression_ratio=d.compression_ratio,
+                    language_candidates=tuple((code, _round_prob(p)) for code, p in dist),
+                    language_source=source,
+                    temperature=d.temperature,
+                    dialect_probe=probes.get(i),
+                )
+            )
+        return results
+
+    def _dialect_probe(self, encoded, requests, langs, max_len) -> dict[int, float]:
+        """avg log-prob under the Cantonese prompt minus under the Mandarin prompt
+        (voicetriage.evaluation.harness.PROBE_PROMPTS), greedy, on the shared encoder output."""
+        from voicetriage.evaluation.harness import PROBE_PROMPTS
+
+        rows = [i for i, r in enumerate(requests) if r.dialect_probe and langs[i] == "zh"]
+        if not rows or not self.multilingual:
+            return {}
+        texts = [PROBE_PROMPTS["cantonese"], PROBE_PROMPTS["mandarin"]]
+        sel = [i for i in rows for _ in texts]
+        prompts = [self._prompt("zh", t) for _ in rows for t in texts]
+        decodes = self._generate(encoded, sel, prompts, ["zh"] * len(sel), max_len)
+        return {
+            i: round(decodes[2 * k].avg_logprob - decodes[2 * k + 1].avg_logprob, 4)
+            for k, i in enumerate(rows)
+        }
+
+
+__all__ = ["AsrEngine", "AsrRequest", "decide_language", "is_loop", "cut_loops", "load_whisper", "inference_workers", "normalise_language", "SAMPLE_RATE"]

@@ -1,0 +1,145 @@
+"""``voicetriage serve``: the streaming websocket server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+from voicetriage.cli.bus_options import add_bus_options, bus_from_args
+from voicetriage.cli.common import add_config_options, add_model_options, add_stream_options, config_from_args
+from voicetriage.cli.telephony_options import add_telephony_options, describe, telephony_from_args
+from voicetriage.cli.triage_options import add_triage_options, triage_from_args
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the streaming server",
+        description=(
+            "Run the voicetriage websocket server. Native protocol on ws://HOST:PORT/ "
+            "(see docs/protocol.md); GET /health answers load balancers. With --event-bus every "
+            "event goes to a Redis Stream and /events shows the calls of every node; SIGHUP reloads "
+            "the policy file (a bad file keeps the current policy). See docs/deployment.md."
+        ),
+    )
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 8765; 0 picks a free one)")
+    p.add_argument("--max-calls", type=int, help="concurrent calls before new ones are refused (default 64)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="server processes sharing the ports with SO_REUSEPORT, each with its own model "
+                        "(default 1; needs a fixed --port)")
+    p.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)  # set by the --workers parent
+    p.add_argument("--idle-timeout", type=float, dest="idle_timeout_s", help="seconds without a message that end a call (default 30)")
+    add_config_options(p)
+    add_model_options(p)
+    add_stream_options(p)
+    add_triage_options(p)
+    add_telephony_options(p)
+    add_bus_options(p)
+    p.set_defaults(func=run)
+
+
+def build_app(args: argparse.Namespace, config):
+    """The App with every protocol and extension this installation has."""
+    from voicetriage.pipeline.engine import Engine
+    from voicetriage.server.app import App
+    from voicetriage.server.telephony import install as install_telephony
+    from voicetriage.triage.observer import install_triage
+
+    triage = triage_from_args(args, config)  # a bad policy or profile store fails before the model loads
+    telephony = telephony_from_args(args, config)
+    engine = Engine.load(config)
+    app = App(config, engine)
+    app.triage = install_triage(app, config, triage)  # signals + policy per call, hint sinks, /events
+    install_telephony(app, telephony)  # /twilio, /audiohook, AudioSocket TCP port
+    return app
+
+
+async def serve(args: argparse.Namespace) -> int:
+    config = config_from_args(
+        args, host=args.host, port=args.port, max_calls=args.max_calls, idle_timeout_s=args.idle_timeout_s,
+        event_log=args.event_log,
+    )
+    bus_cfg = bus_from_args(args, config)  # a bad bus URL fails before the model loads
+    if bus_cfg.url:
+        from voicetriage.bus import require_redis
+
+        require_redis()
+    app = await asyncio.to_thread(build_app, args, config)
+    worker = getattr(args, "worker_index", None)
+    if worker is not None:
+        import dataclasses
+        import os
+
+        app.reuse_port = True
+        app.health_sections["worker"] = lambda: {"index": worker, "pid": os.getpid()}
+        if bus_cfg.url:
+            bus_cfg = dataclasses.replace(bus_cfg, node=f"{bus_cfg.node_id(config.server.port)}/{worker}")
+    await app.start()
+    bus = None
+    if bus_cfg.url:
+        from voicetriage.bus.runtime import start_bus
+
+        bus = await start_bus(app, bus_cfg)
+        print(f"voicetriage: publishing events to {bus.publisher.health()['url']} stream "
+              f"{bus_cfg.stream} as node {bus.publisher.node}", flush=True)
+    print(f"voicetriage serving model {app.engine.model_id} on ws://{config.server.host}:{app.port}/ "
+          f"(health: http://{config.server.host}:{app.port}/health)", flush=True)
+    for line in describe(telephony_from_args(args, config), config.server.host, app.port, app.tcp_ports):
+        print(line, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _reload_policy, app)
+    await stop.wait()
+    print("voicetriage: shutting down, flushing calls", flush=True)
+    watchdog = loop.call_later(SHUTDOWN_REPORT_S, _report_stuck_tasks)
+    await app.stop()
+    if bus is not None:
+        await bus.aclose()  # publish what the last calls flushed
+    watchdog.cancel()
+    app.engine.close()
+    return 0
+
+
+SHUTDOWN_REPORT_S = 25.0
+
+
+def _report_stuck_tasks() -> None:
+    """Shutdown is taking too long: log what it is waiting for (operators and
+    developers need the stack, not a silent hang)."""
+    import io
+
+    for task in asyncio.all_tasks():
+        out = io.StringIO()
+        task.print_stack(file=out)
+        log.warning("shutdown still waiting on %r:\n%s", task, out.getvalue())
+
+
+def _reload_policy(app) -> None:
+    from voicetriage.triage.observer import reload_policy
+
+    if getattr(app, "triage", None) is not None:
+        reload_policy(app.triage)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        from voicetriage.core.errors import ConfigError
+
+        raise ConfigError(f"--workers must be 1 or more, got {args.workers}")
+    if args.workers > 1 and args.worker_index is None:
+        from voicetriage.core.errors import ConfigError
+        from voicetriage.cli.workers import supervise
+
+        config = config_from_args(args, host=args.host, port=args.port)
+        if config.server.port == 0:
+            raise ConfigError("--workers needs a fixed --port (port 0 would give each worker its own)")
+        bus_from_args(args, config)  # a bad option fails here, not N times
+        return supervise(args.workers)
+    return asyncio.run(serve(args))

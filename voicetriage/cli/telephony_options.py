@@ -1,0 +1,48 @@
+"""Telephony options of ``voicetriage serve`` (Twilio, AudioHook, AudioSocket)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_telephony_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "telephony (also the [telephony] config section; see docs/twilio.md, docs/audiohook.md, docs/audiosocket.md)")
+    g.add_argument("--twilio-path", metavar="PATH", help="websocket path for Twilio Media Streams (default /twilio; '' turns it off)")
+    g.add_argument("--audiohook-path", metavar="PATH", help="websocket path for Genesys AudioHook (default /audiohook; '' turns it off)")
+    g.add_argument("--audiohook-api-key", metavar="KEY", help="accept AudioHook connections with this X-API-KEY (more keys: config file)")
+    g.add_argument("--audiohook-client-secret", metavar="BASE64",
+                   help="the integration's client secret: connections must carry a valid HMAC signature")
+    g.add_argument("--audiosocket-port", type=int, metavar="PORT", help="listen for Asterisk AudioSocket on this TCP port (default: off)")
+    g.add_argument("--audiosocket-host", metavar="ADDR", help="address for the AudioSocket port (default: --host)")
+
+
+def telephony_from_args(args: argparse.Namespace, config):
+    """The [telephony] section of ``config`` with the command line on top (validated)."""
+    from voicetriage.protocols.audiohook_auth import AudioHookAuth
+    from voicetriage.server.telephony import telephony_config
+
+    tc = telephony_config(
+        config,
+        twilio_path=getattr(args, "twilio_path", None),
+        audiohook_path=getattr(args, "audiohook_path", None),
+        audiohook_api_key=getattr(args, "audiohook_api_key", None),
+        audiohook_client_secret=getattr(args, "audiohook_client_secret", None),
+        audiosocket_port=getattr(args, "audiosocket_port", None),
+        audiosocket_host=getattr(args, "audiosocket_host", None),
+    )
+    AudioHookAuth(tc.audiohook_keys)  # a secret that is not base64 fails here, before the model loads
+    return tc
+
+
+def describe(tc, host: str, port: int, tcp_ports: list[int]) -> list[str]:
+    """Lines for the start-up banner."""
+    lines = []
+    if tc.twilio_path:
+        lines.append(f"  Twilio Media Streams: ws://{host}:{port}{tc.twilio_path}")
+    if tc.audiohook_path:
+        auth = f"{len(tc.audiohook_keys)} API key(s)" if tc.audiohook_keys else "NO API key configured"
+        lines.append(f"  Genesys AudioHook:    ws://{host}:{port}{tc.audiohook_path} ({auth})")
+    if tc.audiosocket_port is not None and tcp_ports:
+        lines.append(f"  Asterisk AudioSocket: tcp://{tc.audiosocket_host or host}:{tcp_ports[0]}")
+    return lines

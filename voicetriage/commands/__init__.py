@@ -1,1 +1,0 @@
-"""Subcommands of the voicetriage CLI, one module each."""

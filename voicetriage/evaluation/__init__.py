@@ -1,0 +1,1 @@
+"""Evaluation harness (voicetriage eval): kit manifest, paced runner, scorers and report; not on the serving path."""

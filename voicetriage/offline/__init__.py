@@ -1,0 +1,1 @@
+"""Offline transcription of recorded files (voicetriage transcribe) and its output formats."""

@@ -1,0 +1,593 @@
+"""Offline batch transcription: find audio files, plan the work, run it.
+
+    discover(paths) -> plan(files, options) -> run_batch(items, options, load_model)
+
+:func:`discover` walks directories for audio files; :func:`plan` gives each
+file its output path and marks files whose output is already complete (resume);
+:func:`run_batch` loads the model only if there is work, then decodes,
+transcribes and writes one file at a time. A file that fails is reported in
+its :class:`FileResult` and the batch goes on. Outputs are written to a
+temporary file and renamed into place, so an existing output is complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+from voicetriage.core.errors import AudioFileError, ConfigError, OutputError, VoiceTriageError
+from voicetriage.offline.formats import FORMATS, Segment, Track, Transcript, Word, is_complete, render
+from voicetriage.asr.registry import ResolvedModel
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus", ".webm"})
+CHANNEL_MODES = ("mono", "split")
+_LABEL_FORBIDDEN = set("[]<>&,\r\n\t")
+
+
+def check_channel_labels(labels: Sequence[str]) -> tuple[str, str]:
+    """Validate the two speaker labels of ``--channels split`` (channel 0, channel 1)."""
+    labels = tuple(label.strip() for label in labels)
+    if len(labels) != 2:
+        raise ConfigError(f"channel labels: need exactly two (channel 0, channel 1), got {len(labels)}")
+    for label in labels:
+        if not label or _LABEL_FORBIDDEN & set(label):
+            raise ConfigError(
+                f"channel label {label!r}: must be non-empty and without []<>&, or line breaks"
+            )
+    if labels[0] == labels[1]:
+        raise ConfigError(f"channel labels must differ, got {labels[0]!r} twice")
+    return labels  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How to transcribe and where to write.
+
+    ``channels="split"`` transcribes each channel of a stereo recording on its
+    own and labels its segments with ``channel_labels[channel]``.
+    ``language=None`` detects the language of every VAD chunk (pauses of
+    ``chunk_silence_ms``), with a prior from the file's earlier chunks as on a
+    call, restricted to ``languages`` (empty: any); consecutive chunks of one
+    language are transcribed together. ``per_chunk_language=False``: one
+    detection per channel (Whisper's own, on its first 30 s).
+    """
+
+    out_dir: Path
+    format: str = "jsonl"
+    channels: str = "mono"
+    channel_labels: tuple[str, str] = ("caller", "agent")
+    language: str | None = None
+    beam_size: int = 1
+    word_timestamps: bool = False
+    vad_filter: bool = True
+    overwrite: bool = False
+    languages: tuple[str, ...] = ()
+    per_chunk_language: bool = True
+    chunk_silence_ms: int = 500
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ConfigError(f"unknown format {self.format!r}; choose one of {', '.join(FORMATS)}")
+        if self.channels not in CHANNEL_MODES:
+            raise ConfigError(f"unknown channel mode {self.channels!r}; choose mono or split")
+        check_channel_labels(self.channel_labels)
+        if self.beam_size < 1:
+            raise ConfigError(f"beam size must be at least 1, got {self.beam_size}")
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """An input file and the name its output takes (relative to the output folder)."""
+
+    path: Path
+    rel: Path
+
+
+@dataclass(frozen=True)
+class Discovery:
+    files: tuple[InputFile, ...]
+    empty_dirs: tuple[Path, ...] = ()  # directories given that hold no audio file
+
+
+def discover(paths: Sequence[str | Path]) -> Discovery:
+    """Expand files and directories into input files, in a stable order.
+
+    Directories are walked recursively for :data:`AUDIO_SUFFIXES` (hidden
+    files and folders skipped); a file named explicitly is taken whatever its
+    suffix, and a path that does not exist is kept so that it is reported.
+    The same file reached twice is kept once.
+    """
+    files: list[InputFile] = []
+    empty: list[Path] = []
+    seen: set[str] = set()
+
+    def add(path: Path, rel: Path) -> None:
+        key = os.path.realpath(path)
+        if key not in seen:
+            seen.add(key)
+            files.append(InputFile(path, rel))
+
+    for raw in paths:
+        root = Path(raw)
+        if not root.is_dir():
+            add(root, Path(root.name or str(root)))
+            continue
+        found = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
+                if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_SUFFIXES:
+                    p = Path(dirpath) / name
+                    found.append((p.relative_to(root), p))
+        if not found:
+            empty.append(root)
+        for rel, p in sorted(found, key=lambda x: x[0].parts):
+            add(p, rel)
+    return Discovery(tuple(files), tuple(empty))
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    duration: float | None  # seconds, None when the container does not say
+    channels: int | None
+
+
+def probe_audio(path: Path) -> AudioInfo:
+    """Duration and channel count from the container header (cheap, no decoding)."""
+    import av
+
+    try:
+        with av.open(str(path), mode="r", metadata_errors="ignore") as c:
+            if not c.streams.audio:
+                return AudioInfo(None, None)
+            s = c.streams.audio[0]
+            duration = None
+            if s.duration is not None and s.time_base is not None:
+                duration = float(s.duration * s.time_base)
+            elif c.duration is not None:
+                duration = c.duration / av.time_base
+            layout = getattr(s.codec_context, "layout", None)
+            channels = layout.nb_channels if layout is not None else None
+            return AudioInfo(duration, channels or None)
+    except Exception:  # decoding will report the problem
+        return AudioInfo(None, None)
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One file of the batch, planned.
+
+    ``done``: its output already exists and is complete (skipped).
+    ``duration``/``channels`` come from the container header (None if unknown
+    or not probed because the file is done).
+    """
+
+    source: Path
+    output: Path
+    done: bool = False
+    duration: float | None = None
+    channels: int | None = None
+
+
+def _key(path: Path) -> str:
+    return os.path.normcase(os.path.abspath(path))
+
+
+def output_paths(files: Sequence[InputFile], out_dir: Path, fmt: str) -> list[Path]:
+    """``OUT/<rel without audio suffix>.<fmt>``, unless two inputs would share it.
+
+    Inputs whose names differ only in the audio suffix (call.wav, call.mp3)
+    all keep it (call.wav.jsonl, call.mp3.jsonl), so an existing output can
+    never be taken for another input's when files are added later. Inputs
+    with the very same relative name from different folders get -2, -3, ...
+    in input order.
+    """
+    ext = "." + fmt
+    plain = [out_dir / f.rel.with_name(f.rel.stem + ext) if f.rel.suffix else None for f in files]
+    counts: dict[str, int] = {}
+    for p in plain:
+        if p is not None:
+            counts[_key(p)] = counts.get(_key(p), 0) + 1
+    taken: set[str] = set()
+    out = []
+    for f, p in zip(files, plain):
+        if p is None or counts[_key(p)] > 1:
+            p = out_dir / f.rel.with_name(f.rel.name + ext)
+        n = 2
+        while _key(p) in taken:
+            p = out_dir / f.rel.with_name(f"{f.rel.name}-{n}{ext}")
+            n += 1
+        taken.add(_key(p))
+        out.append(p)
+    return out
+
+
+def output_complete(path: Path, fmt: str) -> bool:
+    """Whether ``path`` holds a complete output (see :func:`formats.is_complete`)."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - 4096))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        return False
+    return is_complete(tail, fmt)
+
+
+def plan(files: Sequence[InputFile], options: BatchOptions) -> list[BatchItem]:
+    """Give each input its output path; mark complete outputs done unless overwriting."""
+    items = []
+    for f, out in zip(files, output_paths(files, options.out_dir, options.format)):
+        done = not options.overwrite and output_complete(out, options.format)
+        info = AudioInfo(None, None) if done or not f.path.is_file() else probe_audio(f.path)
+        items.append(BatchItem(f.path, out, done, info.duration, info.channels))
+    return items
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What happened to one file: status "done", "skipped" or "failed"."""
+
+    item: BatchItem
+    status: str
+    audio_s: float = 0.0
+    processing_s: float = 0.0
+    segments: int = 0
+    error: str | None = None  # the problem, without the file name
+    code: str | None = None  # stable error code (see voicetriage.core.errors)
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    results: tuple[FileResult, ...]
+    model: ResolvedModel | None = None  # None when nothing needed the model
+
+    def with_status(self, status: str) -> list[FileResult]:
+        return [r for r in self.results if r.status == status]
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return self.with_status("failed")
+
+    @property
+    def audio_s(self) -> float:
+        return sum(r.audio_s for r in self.results if r.status == "done")
+
+    @property
+    def processing_s(self) -> float:
+        return sum(r.processing_s for r in self.results if r.status == "done")
+
+    @property
+    def real_time_factor(self) -> float:
+        return self.processing_s / self.audio_s if self.audio_s > 0 else 0.0
+
+
+class Reporter(Protocol):
+    """Progress callbacks, in this order per processed file."""
+
+    def file_started(self, item: BatchItem, duration: float) -> None:
+        """Decoding worked; ``duration`` is the real audio length in seconds."""
+
+    def advance(self, seconds: float) -> None:
+        """``seconds`` more of the current file's audio are done."""
+
+    def file_finished(self, result: FileResult) -> None: ...
+
+
+class NullReporter:
+    def file_started(self, item: BatchItem, duration: float) -> None:
+        pass
+
+    def advance(self, seconds: float) -> None:
+        pass
+
+    def file_finished(self, result: FileResult) -> None:
+        pass
+
+
+def load_audio(path: Path, split: bool, channels: int | None = None) -> list[Any]:
+    """Decode ``path`` to 16 kHz float32: ``[mono]`` or ``[channel0, channel1]``."""
+    from faster_whisper import decode_audio
+
+    if not path.exists():
+        raise AudioFileError("no such file or directory")
+    if not path.is_file():
+        raise AudioFileError("not a regular file")
+    if split and channels is not None and channels != 2:
+        raise AudioFileError(
+            f"has {channels} channel{'s' if channels != 1 else ''}; split channels need a "
+            "2-channel (stereo) recording"
+        )
+    try:
+        decoded = decode_audio(str(path), sampling_rate=SAMPLE_RATE, split_stereo=split)
+    except MemoryError:
+        raise
+    except Exception as e:  # PyAV raises many types, all meaning "cannot read this"
+        reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        raise AudioFileError(f"cannot decode audio: {reason}") from None
+    arrays = list(decoded) if split else [decoded]
+    if arrays[0].size == 0:
+        raise AudioFileError("contains no audio samples")
+    return arrays
+
+
+def write_atomic(path: Path, content: str) -> None:
+    """Write ``content`` to ``path`` through a temporary file and a rename."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+                f.write(content)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+@dataclass
+class _Progress:
+    reporter: Reporter
+    done: float = 0.0
+
+    def advance(self, seconds: float) -> None:
+        if seconds > 0:
+            self.done += seconds
+            self.reporter.advance(seconds)
+
+    def finish(self, total: float) -> None:
+        self.advance(total - self.done)
+
+
+class BatchRunner:
+    """Transcribes batch items with one model, loaded when first needed.
+
+    ``load_model`` returns ``(WhisperModel, ResolvedModel)``; it is called
+    once, after the first file decodes, so a batch whose files are all done
+    or unreadable never loads a model.
+    """
+
+    def __init__(
+        self,
+        options: BatchOptions,
+        load_model: Callable[[], tuple[Any, ResolvedModel]],
+        annotate: Callable[[Transcript, list[Any]], Transcript] | None = None,
+    ) -> None:
+        self.options = options
+        self._load_model = load_model
+        # e.g. speaker diarization (voicetriage.diarize): transcript, decoded audio -> transcript
+        self.annotate = annotate
+        self.model: Any = None  # faster_whisper.WhisperModel
+        self.resolved: ResolvedModel | None = None
+        self._asr: Any = None  # voicetriage.asr.engine.AsrEngine on the same model, for chunk detection
+        split = options.channels == "split"
+        self.labels: tuple[str | None, ...] = tuple(options.channel_labels) if split else (None,)
+
+    def ensure_model(self) -> None:
+        """Load the model; ModelError/ConfigError here end the batch."""
+        if self.model is not None:
+            return
+        model, resolved = self._load_model()
+        lang = self.options.language
+        if lang is not None:
+            # the loaded model knows best (a local folder's config.json can mislead)
+            multilingual = getattr(getattr(model, "model", None), "is_multilingual", resolved.multilingual)
+            if not multilingual and lang != "en":
+                raise ConfigError(
+                    f"model {resolved.id!r} is English-only; language {lang!r} needs a "
+                    "multilingual model such as 'base'"
+                )
+            supported = getattr(model, "supported_languages", None)
+            if supported and lang not in supported:
+                raise ConfigError(f"model {resolved.id!r} does not know language {lang!r}")
+        self.model, self.resolved = model, resolved
+
+    def language_runs(self, samples: Any) -> list[tuple[int, int, str | None, float]]:
+        """Split a channel into runs of one language: ``(start, end, language, p)``
+        in samples, covering the whole channel. One run with language None
+        (Whisper detects) when the language is forced elsewhere or no speech is found."""
+        import numpy as np
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        from voicetriage.asr.engine import AsrEngine, decide_language
+        from voicetriage.core.config import AsrConfig
+
+        o = self.options
+        whole = [(0, len(samples), o.language, 1.0)]
+        multilingual = getattr(getattr(self.model, "model", None), "is_multilingual", False)
+        if o.language is not None or not o.per_chunk_language or not multilingual:
+            return whole
+        chunks = get_speech_timestamps(
+            samples, VadOptions(min_silence_duration_ms=o.chunk_silence_ms, max_speech_duration_s=30.0, speech_pad_ms=200)
+        )
+        if not chunks:
+            return whole
+        if self._asr is None:
+            self._asr = AsrEngine(self.model, self.resolved, AsrConfig())
+        detections = self._asr.detect_languages([samples[c["start"] : c["end"]] for c in chunks])
+        cfg = AsrConfig()
+        evidence: dict[str, float] = {}
+        labelled = []
+        for c, det in zip(chunks, detections):
+            prior = tuple((k, min(cfg.language_prior_max, 1 + cfg.language_prior_gain * v)) for k, v in evidence.items())
+            lang, dist = decide_language(det, o.languages, prior)
+            p = dict(dist)[lang]
+            evidence[lang] = evidence.get(lang, 0.0) + p
+            labelled.append((c["start"], c["end"], lang, p))
+        runs: list[list] = []
+        for start, end, lang, p in labelled:
+            if runs and runs[-1][2] == lang:
+                runs[-1][1] = end
+                runs[-1][3].append((end - start, p))
+            else:
+                runs.append([start, end, lang, [(end - start, p)]])
+        out = []
+        for k, (start, end, lang, ps) in enumerate(runs):
+            a = 0 if k == 0 else (runs[k - 1][1] + start) // 2
+            b = len(samples) if k == len(runs) - 1 else (end + runs[k + 1][0]) // 2
+            weight = sum(w for w, _ in ps)
+            out.append((a, b, lang, float(np.dot([w for w, _ in ps], [p for _, p in ps]) / max(1, weight))))
+        if len(out) > 1:
+            log.info("language changes within the recording: %s",
+                     ", ".join(f"{a / SAMPLE_RATE:.1f}s {lang}" for a, _, lang, _ in out))
+        return out
+
+    def transcribe(self, display: str, audio: list[Any], progress: _Progress) -> Transcript:
+        """Transcribe decoded channels; segments of all channels interleaved by time."""
+        o = self.options
+        duration = len(audio[0]) / SAMPLE_RATE
+        share = 1.0 / len(audio)  # the bar counts recording time, not channel time
+        keyed: list[tuple[float, int, int, Segment]] = []
+        tracks = []
+        for ch, (label, samples) in enumerate(zip(self.labels, audio)):
+            reached = 0.0
+            spoken: dict[str, float] = {}
+            probs: dict[str, float] = {}
+            for a, b, run_lang, run_p in self.language_runs(samples):
+                offset, run_end = a / SAMPLE_RATE, b / SAMPLE_RATE
+                seg_iter, info = self.model.transcribe(
+                    samples[a:b],
+                    language=run_lang,
+                    beam_size=o.beam_size,
+                    vad_filter=o.vad_filter,
+                    word_timestamps=o.word_timestamps,
+                )
+                lang = info.language
+                lang_p = float(info.language_probability) if run_lang is None or run_lang == o.language else run_p
+                spoken[lang] = spoken.get(lang, 0.0) + (run_end - offset)
+                probs.setdefault(lang, lang_p)
+                # Whisper's timestamps can overshoot the end of the audio; clamp them
+                clamp = lambda t: min(max(float(t) + offset, offset), run_end, duration)  # noqa: E731
+                for s in seg_iter:  # decoding happens while iterating
+                    end = clamp(s.end)
+                    progress.advance((end - reached) * share)
+                    reached = max(reached, end)
+                    text = s.text.strip()
+                    if not text:
+                        continue
+                    words = None
+                    if o.word_timestamps:
+                        words = tuple(
+                            Word(clamp(w.start), clamp(w.end), w.word, w.probability) for w in (s.words or ())
+                        )
+                    seg = Segment(
+                        start=clamp(s.start),
+                        end=clamp(s.end),
+                        text=text,
+                        speaker=label,
+                        language=lang,
+                        language_probability=lang_p,
+                        avg_logprob=float(s.avg_logprob),
+                        no_speech_prob=float(s.no_speech_prob),
+                        words=words,
+                    )
+                    keyed.append((seg.start, ch, len(keyed), seg))
+            progress.advance((duration - reached) * share)
+            main_lang = max(spoken, key=spoken.get)
+            tracks.append(Track(label, ch if label else None, main_lang, probs[main_lang]))
+        keyed.sort(key=lambda k: k[:3])
+        return Transcript(
+            file=display,
+            model=self.resolved.id,
+            model_source=self.resolved.source,
+            duration=duration,
+            channels=o.channels,
+            tracks=tuple(tracks),
+            segments=tuple(k[3] for k in keyed),
+        )
+
+    def process(self, item: BatchItem, reporter: Reporter) -> FileResult:
+        """Decode, transcribe and write one item; file errors become a failed result."""
+        t0 = time.perf_counter()
+        progress = _Progress(reporter)
+        expected = item.duration or 0.0
+        try:
+            try:
+                audio = load_audio(item.source, self.options.channels == "split", item.channels)
+            except VoiceTriageError as e:
+                return FileResult(item, "failed", error=str(e), code=e.code)
+            if self.model is None:
+                t_load = time.perf_counter()
+                self.ensure_model()
+                t0 += time.perf_counter() - t_load  # loading is not this file's processing time
+            expected = len(audio[0]) / SAMPLE_RATE
+            reporter.file_started(item, expected)
+            try:
+                transcript = self.transcribe(str(item.source), audio, progress)
+                if self.annotate is not None:
+                    transcript = self.annotate(transcript, audio)
+                transcript = replace(transcript, processing_s=time.perf_counter() - t0)
+                write_atomic(item.output, render(self.options.format, transcript))
+            except VoiceTriageError as e:
+                return FileResult(item, "failed", error=str(e), code=e.code)
+            except Exception as e:  # one bad file must not end the batch
+                log.debug("transcribing %s failed", item.source, exc_info=True)
+                return FileResult(item, "failed", error=f"{type(e).__name__}: {e}", code="internal_error")
+            return FileResult(
+                item, "done", transcript.duration, time.perf_counter() - t0, len(transcript.segments)
+            )
+        finally:
+            progress.finish(expected)
+
+
+def run_batch(
+    items: Sequence[BatchItem],
+    options: BatchOptions,
+    load_model: Callable[[], tuple[Any, ResolvedModel]],
+    reporter: Reporter | None = None,
+    annotate: Callable[[Transcript, list[Any]], Transcript] | None = None,
+) -> BatchSummary:
+    """Process ``items`` in order and return what happened to each.
+
+    ``load_model`` (e.g. ``lambda: asr.load_whisper(config.asr)``) is called
+    once, and only when a file needs it. A model that cannot be loaded,
+    or a language it does not know, ends the batch with the error; a file
+    that cannot be read or written is a failed result and the batch goes on.
+    ``annotate`` (optional) post-processes each transcript before it is
+    written, with the decoded audio (speaker diarization).
+    """
+    reporter = reporter or NullReporter()
+    runner = BatchRunner(options, load_model, annotate)
+    results = []
+    for item in items:
+        result = FileResult(item, "skipped") if item.done else runner.process(item, reporter)
+        results.append(result)
+        reporter.file_finished(result)
+    return BatchSummary(tuple(results), runner.resolved)
+
+
+__all__ = [
+    "AUDIO_SUFFIXES",
+    "BatchOptions",
+    "InputFile",
+    "Discovery",
+    "AudioInfo",
+    "BatchItem",
+    "FileResult",
+    "BatchSummary",
+    "Reporter",
+    "NullReporter",
+    "BatchRunner",
+    "check_channel_labels",
+    "discover",
+    "plan",
+    "probe_audio",
+    "load_audio",
+    "output_complete",
+    "output_paths",
+    "write_atomic",
+    "run_batch",
+]

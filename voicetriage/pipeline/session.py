@@ -1,0 +1,449 @@
+"""One call's streaming pipeline: audio in, partials, finals and a summary out.
+
+A :class:`CallSession` ties together, per audio track, the wire decoder, the
+VAD and segmenter, local agreement for partials, and requests to the shared
+:class:`~voicetriage.asr.worker.InferenceWorker`. Everything it produces goes to
+the ``emit`` callable of whoever owns the call (a protocol adapter), in order.
+The ``push_*`` methods are synchronous and cheap and must be called from the
+event loop; inference happens on the worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from voicetriage.asr.agreement import LocalAgreement
+from voicetriage.asr.engine import AsrRequest, _round_prob
+from voicetriage.audio.codecs import TARGET_RATE, AudioSpec, StreamDecoder
+from voicetriage.core.config import AsrConfig, StreamConfig
+from voicetriage.core.errors import AudioFormatError
+from voicetriage.core.events import CallInfo, CallSummary, Dtmf, Final, Partial
+from voicetriage.audio.segmenter import Segmenter, SpeechEnded
+from voicetriage.audio.vad import WINDOW_S, VadModel
+from voicetriage.asr.worker import InferenceWorker
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[object], None]
+
+
+class CallObserver(Protocol):
+    """Per-call extension point (triage). Methods run on the event loop and
+    return further events (hints, signals) to emit after the one that caused them."""
+
+    def on_audio(self, track: str, samples: np.ndarray, t0: float) -> list[object]: ...
+
+    def on_event(self, event: object) -> list[object]: ...
+
+    def on_close(self, summary: CallSummary) -> list[object]: ...
+
+
+ObserverFactory = Callable[[CallInfo], "CallObserver | None"]
+
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+
+
+@dataclass
+class _Track:
+    name: str
+    segmenter: Segmenter
+    decoder: StreamDecoder | None
+    agreement: LocalAgreement = field(default_factory=LocalAgreement)
+    partial_at: float = 0.0  # utterance audio length at the last partial request
+    partial_busy: bool = False
+    # provisional language of the utterance in progress (from its first confident
+    # partial): partials are decoded in it, finals never inherit it
+    language: str | None = None
+    shown: bool = False  # a partial of the utterance in progress went out
+    last_final: asyncio.Future | None = None
+    # the call-level language prior: detector probability summed per language over
+    # this track's earlier detected finals
+    evidence: dict[str, float] = field(default_factory=dict)
+    previous: tuple[str, str] | None = None  # (text, language) of the last final
+    probes: int = 0  # finals that carried a dialect probe
+    pause_partial: bool = False  # the current pause already asked for a partial
+
+
+def _language_probability(result) -> float:
+    """1.0 only where the client, the config or an English-only model set the
+    language; a detection keeps its own (rounded, never up to 1.0) probability."""
+    if getattr(result, "language_source", "detected") in ("client", "config", "model"):
+        return round(result.language_probability, 4)
+    return _round_prob(result.language_probability)
+
+
+class CallSession:
+    """The streaming pipeline of one call. Create it with ``Engine.open_call``."""
+
+    def __init__(
+        self,
+        info: CallInfo,
+        spec: AudioSpec,
+        *,
+        worker: InferenceWorker,
+        vad: VadModel,
+        config: StreamConfig,
+        emit: Emit,
+        language: str | None = None,
+        tracks: Sequence[str] = ("caller",),
+        observers: Iterable[CallObserver] = (),
+        track_languages: Mapping[str, str | None] | None = None,
+        language_source: str = "client",
+        asr_config: AsrConfig | None = None,
+    ) -> None:
+        """``language`` (a Whisper code) is decoded on every track, reported with
+        probability 1.0 and ``language_source`` ("client": the call's hint,
+        "config": [asr] language). ``track_languages`` overrides it per track
+        (a code, or None: detect on that track), as source "client".
+        ``asr_config`` supplies the allowed languages, the prior and the
+        dialect-probe options (default: :class:`AsrConfig` defaults)."""
+        if spec.channels == 2 and len(tracks) != 2:
+            raise AudioFormatError("stereo audio needs two track labels (e.g. caller, agent)")
+        if len(set(tracks)) != len(tracks) or not tracks:
+            raise AudioFormatError(f"track labels must be distinct and not empty: {list(tracks)}")
+        self.info = info
+        self.spec = spec
+        self.config = config
+        self.language = language
+        self.language_source = language_source
+        self.asr_config = asr_config or AsrConfig()
+        unknown = set(track_languages or {}) - set(tracks)
+        if unknown:
+            raise AudioFormatError(f"track_languages names unknown track(s) {sorted(unknown)}; this call has {list(tracks)}")
+        self.track_languages = dict(track_languages or {})
+        self._worker = worker
+        self._emit_fn = emit
+        self._observers = list(observers)
+        self._stereo = StreamDecoder(spec) if spec.channels == 2 else None
+        mono = AudioSpec(spec.encoding, spec.sample_rate, 1)
+        self._tracks = {
+            t: _Track(
+                t,
+                Segmenter(config, vad.stream(
+                    reset_after=round(config.vad_reset_silence_ms / 1000 / WINDOW_S),
+                    reset_below=config.vad_neg_threshold,
+                ).feed),
+                None if self._stereo else StreamDecoder(mono),
+            )
+            for t in tracks
+        }
+        self._received = {t: 0.0 for t in tracks}
+        self._finals: list[Final] = []
+        self._pending: set[asyncio.Future] = set()
+        self._closed = False
+        self._summary: CallSummary | None = None
+        self._opened = time.monotonic()
+        self.dropped_partials = 0
+
+    # -- input -----------------------------------------------------------------
+    @property
+    def tracks(self) -> tuple[str, ...]:
+        return tuple(self._tracks)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def time(self, track: str | None = None) -> float:
+        """Seconds of audio received on ``track`` (default: the first).
+
+        Counted on the wire, not after resampling (the resampler holds back a
+        few milliseconds until the call ends).
+        """
+        return self._received[track or self.tracks[0]]
+
+    def push_audio(self, data: bytes, track: str | None = None) -> None:
+        """Wire audio in the call's :class:`AudioSpec`.
+
+        Stereo audio is split to the two tracks; mono audio goes to ``track``
+        (default: the first track). Raises :class:`AudioFormatError` for a
+        chunk that is not a whole number of samples; the call goes on.
+        """
+        if self._closed:
+            return
+        if self._stereo is not None:
+            if track is not None:
+                raise AudioFormatError("stereo audio carries both tracks; do not name one")
+            chans = self._stereo.decode(data)
+            for name, samples in zip(self.tracks, chans):
+                self._received[name] += self.spec.duration(len(data))
+                self._feed(self._tracks[name], samples)
+        else:
+            t = self._track(track)
+            chans = t.decoder.decode(data)  # type: ignore[union-attr]
+            self._received[t.name] += len(data) / (self.spec.bytes_per_sample * self.spec.sample_rate)
+            self._feed(t, chans[0])
+
+    def push_gap(self, seconds: float, track: str | None = None, *, hold: bool = False) -> None:
+        """Lost packets: ``seconds`` of silence, so the clock stays right.
+
+        ``hold``: the gap is a hole in the audio (a short discard), not a pause:
+        it does not end the utterance in progress."""
+        if self._closed or seconds <= 0:
+            return
+        if self._stereo is not None:
+            for name, samples in zip(self.tracks, self._stereo.silence(seconds)):
+                self._received[name] += seconds
+                self._feed(self._tracks[name], samples, hold=hold)
+        else:
+            t = self._track(track)
+            self._received[t.name] += seconds
+            self._feed(t, t.decoder.silence(seconds)[0], hold=hold)  # type: ignore[union-attr]
+
+    def end_utterance(self, track: str | None = None, reason: str = "split") -> None:
+        """End the utterance in progress on ``track`` (default: every track) now:
+        its final is requested as if it had ended in silence, with ``reason``.
+        The platform marked a boundary (an AudioHook ``update`` or ``paused``)."""
+        if self._closed:
+            return
+        for t in ([self._track(track)] if track is not None else list(self._tracks.values())):
+            for ev in t.segmenter.flush(reason):
+                self._handle_segment(t, ev)
+
+    def push_dtmf(self, digit: str, track: str | None = None, time: float | None = None) -> None:
+        """A keypad digit; ``time`` defaults to the track's current audio time."""
+        if self._closed:
+            return
+        if not isinstance(digit, str) or len(digit) != 1 or digit.upper() not in DTMF_DIGITS:
+            raise AudioFormatError(f"not a DTMF digit: {digit!r}", code="bad_dtmf")
+        name = self._track(track).name
+        self._emit(Dtmf(self.info.call_id, name, digit.upper(), self.time(name) if time is None else time))
+
+    async def close(self, reason: str = "stop") -> CallSummary:
+        """End the call: finish speech in progress, wait for every final, emit
+        the summary. Safe to call more than once."""
+        if self._summary is not None:
+            return self._summary
+        if not self._closed:
+            self._closed = True
+            for t in self._tracks.values():
+                tail = (
+                    t.decoder.flush() if t.decoder is not None else []
+                )
+                for samples in tail:
+                    self._segment(t, samples)
+                for ev in t.segmenter.flush():
+                    self._handle_segment(t, ev)
+            if self._stereo is not None:
+                for name, samples in zip(self.tracks, self._stereo.flush()):
+                    self._segment(self._tracks[name], samples)
+        # queued partials are stale now: drop them rather than decode them
+        self._worker.forget(self.info.call_id)
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+        self._worker.forget(self.info.call_id)
+        langs: dict[str, float] = {}
+        for f in self._finals:
+            langs[f.language] = langs.get(f.language, 0.0) + (f.end - f.start)
+        summary = CallSummary(
+            call_id=self.info.call_id,
+            reason=reason,
+            audio_s={n: round(v, 3) for n, v in self._received.items()},
+            utterances=len(self._finals),
+            finals=tuple(self._finals),
+            languages={k: round(v, 3) for k, v in langs.items()},
+            duration_s=round(time.monotonic() - self._opened, 3),
+        )
+        self._summary = summary
+        self._notify("on_close", summary)
+        self._emit_fn(summary)
+        return summary
+
+    # -- internals ------------------------------------------------------------------
+    def _track(self, track: str | None) -> _Track:
+        if track is None:
+            return next(iter(self._tracks.values()))
+        try:
+            return self._tracks[track]
+        except KeyError:
+            raise AudioFormatError(f"unknown track {track!r}; this call has {list(self._tracks)}") from None
+
+    def _emit(self, event: object) -> None:
+        """Emit an event, then whatever the observers derive from it."""
+        self._emit_fn(event)
+        self._notify("on_event", event)
+
+    def _notify(self, method: str, *args: object) -> None:
+        """Call one observer hook on every observer and emit what they return.
+
+        A broken observer is logged and skipped: it must not end the call or
+        lose its summary."""
+        for obs in self._observers:
+            try:
+                extra = getattr(obs, method)(*args)
+            except Exception:  # noqa: BLE001
+                log.exception("call %s: observer %s failed", self.info.call_id, method)
+                continue
+            for ev in extra or ():
+                self._emit_fn(ev)
+
+    def _feed(self, t: _Track, samples: np.ndarray, hold: bool = False) -> None:
+        if len(samples) == 0:
+            return
+        t0 = t.segmenter.samples / TARGET_RATE
+        self._notify("on_audio", t.name, samples, t0)
+        self._segment(t, samples, hold)
+        self._maybe_partial(t)
+
+    def _segment(self, t: _Track, samples: np.ndarray, hold: bool = False) -> None:
+        for ev in t.segmenter.feed(samples, hold=hold):
+            self._handle_segment(t, ev)
+
+    def _handle_segment(self, t: _Track, ev) -> None:
+        if isinstance(ev, SpeechEnded):
+            self._request_final(t, ev, t.shown)
+            t.shown = False
+            t.agreement.reset()
+            t.partial_at = 0.0
+            t.language = None
+            t.pause_partial = False
+
+    def _forced(self, t: _Track) -> tuple[str | None, str]:
+        """The language a track is decoded in whatever it sounds like, and who set it."""
+        if t.name in self.track_languages:
+            return self.track_languages[t.name], "client"
+        return self.language, self.language_source
+
+    def _prior(self, t: _Track) -> tuple[tuple[str, float], ...]:
+        c = self.asr_config
+        return tuple(
+            (lang, min(c.language_prior_max, 1.0 + c.language_prior_gain * e)) for lang, e in t.evidence.items()
+        )
+
+    def _request(self, t: _Track, audio: np.ndarray, final: bool) -> AsrRequest:
+        c = self.asr_config
+        forced, source = self._forced(t)
+        if final:
+            language = forced
+            prompt = t.previous if c.condition_on_previous_text else None
+            return AsrRequest(
+                audio, language, language_source=source if forced else None,
+                languages=c.languages, prior=self._prior(t),
+                prompt=prompt[0] if prompt else None, prompt_language=prompt[1] if prompt else None,
+                final=True, dialect_probe=c.dialect_probe and t.probes < c.dialect_probe_finals,
+            )
+        if forced:
+            return AsrRequest(audio, forced, language_source=source, languages=c.languages)
+        return AsrRequest(
+            audio, t.language, language_source="provisional" if t.language else None,
+            languages=c.languages, prior=self._prior(t),
+        )
+
+    def _maybe_partial(self, t: _Track) -> None:
+        seg = t.segmenter
+        if seg.trailing_silence_s == 0:
+            t.pause_partial = False
+        if seg.active is None or t.partial_busy or self._closed:
+            return
+        audio = seg.active_audio()
+        length = len(audio) / TARGET_RATE
+        if seg.active_speech_s < self.config.min_partial_audio_s:
+            return
+        # a trailing pause may be the end of a request ("我要转人工。"): show what
+        # was said now rather than at the next interval or the final
+        pause = seg.trailing_silence_s
+        paused = (
+            self.config.pause_partial_ms > 0 and not t.pause_partial
+            and pause >= self.config.pause_partial_ms / 1000 and length > t.partial_at
+        )
+        if paused:
+            t.pause_partial = True
+        elif length - t.partial_at < self.config.partial_interval_s and t.partial_at > 0:
+            return
+        t.partial_at = length
+        t.partial_busy = True
+        utt, start = seg.active, seg.active_start
+        fut = self._worker.submit(
+            self.info.call_id, t.name, self._request(t, audio.copy(), final=False), final=False
+        )
+        task = asyncio.ensure_future(self._on_partial(t, utt, start, length, fut))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _on_partial(self, t: _Track, utt: int, start: float, length: float, fut) -> None:
+        try:
+            result = await fut
+        except Exception:  # noqa: BLE001
+            log.exception("call %s: partial failed", self.info.call_id)
+            result = None
+        finally:
+            t.partial_busy = False
+        if result is None or t.segmenter.active != utt or self._closed:
+            self.dropped_partials += result is not None
+            return
+        if self._forced(t)[0] is None and t.language is None and result.language_probability >= 0.5:
+            t.language = result.language
+        stable, unstable = t.agreement.update(result.text)
+        if stable or unstable:
+            t.shown = True
+            self._emit(
+                Partial(
+                    self.info.call_id, t.name, utt, round(start, 3), round(start + length, 3),
+                    stable, unstable, result.language, _language_probability(result),
+                    avg_logprob=round(result.avg_logprob, 4), compression_ratio=round(result.compression_ratio, 3),
+                )
+            )
+        # audio kept arriving while we decoded: ask again if it is time
+        self._maybe_partial(t)
+
+    def _request_final(self, t: _Track, ev: SpeechEnded, shown: bool) -> None:
+        if len(ev.audio) == 0:
+            return
+        fut = self._worker.submit(
+            self.info.call_id, t.name, self._request(t, ev.audio, final=True), final=True
+        )
+        previous = t.last_final
+        task = asyncio.ensure_future(self._on_final(t, ev, fut, previous, shown))
+        t.last_final = task
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _on_final(self, t: _Track, ev: SpeechEnded, fut, previous, shown: bool) -> None:
+        try:
+            result = await fut
+        except Exception as e:  # noqa: BLE001
+            log.exception("call %s: final failed", self.info.call_id)
+            result = e
+        if previous is not None:  # finals of a track go out in order
+            await asyncio.gather(previous, return_exceptions=True)
+        if isinstance(result, BaseException) or result is None:
+            return
+        text = result.text
+        # Whisper's "no speech" guess plus a poor score: a cough, not words. But once
+        # partials showed text, the final is sent (its scores say how sure it is)
+        # rather than letting that text vanish.
+        if result.no_speech_prob > 0.6 and result.avg_logprob < -1.0 and not shown:
+            text = ""
+        if not text:
+            return
+        final = Final(
+            call_id=self.info.call_id,
+            track=t.name,
+            utterance=ev.utterance,
+            start=round(ev.start, 3),
+            end=round(ev.end, 3),
+            text=text,
+            language=result.language,
+            language_probability=_language_probability(result),
+            avg_logprob=round(result.avg_logprob, 4),
+            no_speech_prob=round(result.no_speech_prob, 4),
+            reason=ev.reason,
+            speech_s=round(ev.speech_s, 3),
+            language_candidates=tuple((c, _round_prob(p)) for c, p in result.language_candidates),
+            language_source=result.language_source,
+            compression_ratio=round(result.compression_ratio, 3),
+            temperature=result.temperature,
+            dialect_probe=result.dialect_probe,
+        )
+        if result.language_source == "detected":
+            t.evidence[result.language] = t.evidence.get(result.language, 0.0) + result.language_probability
+        t.previous = (text, result.language)
+        t.probes += result.dialect_probe is not None
+        self._finals.append(final)
+        self._emit(final)

@@ -1,0 +1,1 @@
+"""The asyncio server: one connection layer running every protocol's state machine, HTTP routes and health."""
