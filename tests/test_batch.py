@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voicetriage.offline import batch
-from voicetriage.offline.batch import BatchOptions, InputFile, discover, plan, run_batch
 from voicetriage.cli import main
 from voicetriage.evaluation import textnorm as metrics
+from voicetriage.offline import batch
+from voicetriage.offline.batch import BatchOptions, InputFile, discover, plan, run_batch
 
 WER_BOUND = 0.15
 JFK = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."

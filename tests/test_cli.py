@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
-
-import pytest
 
 from voicetriage.evaluation.textnorm import wer
 

@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from voicetriage.audio.codecs import (
-    AudioSpec, StreamDecoder, alaw_decode, alaw_encode, decode_pcm, ulaw_decode, ulaw_encode,
+    AudioSpec,
+    StreamDecoder,
+    alaw_decode,
+    alaw_encode,
+    decode_pcm,
+    ulaw_decode,
+    ulaw_encode,
 )
 from voicetriage.core.errors import AudioFormatError
 

@@ -3,8 +3,13 @@ import textwrap
 
 import pytest
 
+from voicetriage.asr.registry import (
+    default_model_id,
+    load_registry,
+    model_status,
+    resolve_model,
+)
 from voicetriage.core.errors import ModelError
-from voicetriage.asr.registry import default_model_id, load_registry, model_status, resolve_model
 
 
 def write_pkg(root, name, files):

@@ -1,8 +1,8 @@
 import numpy as np
 
-from voicetriage.core.config import StreamConfig
 from voicetriage.audio.segmenter import Segmenter, SpeechEnded, SpeechStarted
 from voicetriage.audio.vad import WINDOW
+from voicetriage.core.config import StreamConfig
 
 W = WINDOW / 16000  # 32 ms
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import urllib.error
 import urllib.request
@@ -16,7 +15,6 @@ from websockets.exceptions import ConnectionClosed
 
 from voicetriage.client import StreamOptions, stream_file
 from voicetriage.evaluation.textnorm import cer, wer
-
 
 
 def finals(events):

@@ -3,12 +3,12 @@
 import asyncio
 import wave
 
+from voicetriage.asr.worker import InferenceWorker
 from voicetriage.audio import AudioSpec
+from voicetriage.audio.vad import VadModel
 from voicetriage.core.config import StreamConfig
 from voicetriage.core.events import AsrResult, CallInfo, Final, Partial
 from voicetriage.pipeline.session import CallSession
-from voicetriage.audio.vad import VadModel
-from voicetriage.asr.worker import InferenceWorker
 
 
 class NoSpeechGuess:

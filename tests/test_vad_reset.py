@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import soxr
 
+from voicetriage.audio.vad import VadModel
 from voicetriage.client import StreamOptions, stream_file
 from voicetriage.evaluation.textnorm import cer, wer
-from voicetriage.audio.vad import VadModel
 
 QUIET = 0.05  # -26 dB: the Mandarin clip alone still scores 0.97
 

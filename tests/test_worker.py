@@ -4,8 +4,8 @@ import threading
 import numpy as np
 
 from voicetriage.asr.engine import AsrRequest
-from voicetriage.core.events import AsrResult
 from voicetriage.asr.worker import InferenceWorker
+from voicetriage.core.events import AsrResult
 
 
 class FakeEngine:

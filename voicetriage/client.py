@@ -51,7 +51,7 @@ def _read_wav_pcm16(path: Path) -> tuple[np.ndarray, int] | None:
         return None
 
 
-def load_audio(path: str | Path, opts: StreamOptions) -> tuple[bytes, AudioSpec]:
+def wire_audio(path: str | Path, opts: StreamOptions) -> tuple[bytes, AudioSpec]:
     """Read ``path`` and encode it for the wire as ``opts`` asks."""
     path = Path(path)
     if not path.is_file():
@@ -61,14 +61,13 @@ def load_audio(path: str | Path, opts: StreamOptions) -> tuple[bytes, AudioSpec]
     if pcm_rate is not None and pcm_rate[1] in SAMPLE_RATES and (want_rate in (None, pcm_rate[1])):
         pcm, rate = pcm_rate
     else:
-        from faster_whisper import decode_audio
+        from voicetriage.audio.files import read_audio
 
         rate = want_rate or 16000
         try:
-            chans = decode_audio(str(path), sampling_rate=rate, split_stereo=opts.channels == 2)
-        except Exception as e:  # noqa: BLE001 - PyAV raises many kinds
-            raise AudioFileError(f"{path}: cannot decode audio ({e})") from None
-        chans = chans if isinstance(chans, tuple) else (chans,)
+            chans = read_audio(path, rate, split=opts.channels == 2)
+        except AudioFileError as e:
+            raise AudioFileError(f"{path}: {e}") from None
         pcm = np.stack([np.clip(c * 32768.0, -32768, 32767).astype(np.int16) for c in chans], axis=1)
     if pcm.shape[1] != opts.channels:
         pcm = pcm.mean(axis=1, keepdims=True).astype(np.int16) if opts.channels == 1 else np.repeat(pcm[:, :1], 2, axis=1)
@@ -97,7 +96,7 @@ async def stream_file(
     """
     from websockets.asyncio.client import connect
 
-    data, spec = load_audio(path, opts)
+    data, spec = wire_audio(path, opts)
     start = {
         "type": "start",
         "call_id": opts.call_id or Path(path).stem,

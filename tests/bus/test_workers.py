@@ -42,7 +42,6 @@ def test_workers_need_a_fixed_port(tmp_path):
     import os
     import subprocess
     import sys
-
     from pathlib import Path
 
     REPO = Path(__file__).resolve().parents[2]

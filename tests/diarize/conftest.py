@@ -8,8 +8,8 @@ import pytest
 @pytest.fixture(scope="session")
 def diarize_extra():
     """Skip (saying what to install) where the optional 'diarize' extra is not usable."""
-    from voicetriage.diarize import environment
     from voicetriage.core.errors import ModelError
+    from voicetriage.diarize import environment
 
     try:
         environment.require()

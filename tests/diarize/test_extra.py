@@ -4,9 +4,9 @@ import json
 
 import pytest
 
+from voicetriage.asr.registry import load_registry, resolve_model
 from voicetriage.cli import main
 from voicetriage.core.errors import ModelError
-from voicetriage.asr.registry import load_registry, resolve_model
 
 
 def test_registry_has_diarization_models_with_checksums():
@@ -46,8 +46,9 @@ def test_transcribe_diarize_without_extra_says_what_to_install(monkeypatch, tmp_
     real = environment._find
     monkeypatch.setattr(environment, "_find", lambda m: None if m.startswith("pyannote") else real(m))
     wav = tmp_path / "a.wav"
-    from voicetriage.diarize.conversations import write_wav
     import numpy as np
+
+    from voicetriage.diarize.conversations import write_wav
 
     write_wav(wav, np.zeros(16000, np.float32))
     rc = main(["transcribe", str(wav), "--out", str(tmp_path / "out"), "--diarize", "--no-progress"])

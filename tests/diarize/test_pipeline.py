@@ -6,8 +6,8 @@ import pytest
 
 def test_campplus_tells_kit_speakers_apart(diarize_extra, manifest):
     import torch
-
     from faster_whisper import decode_audio
+
     from voicetriage.diarize.pipeline import _embedding_model, resolve_weights
 
     model = _embedding_model(resolve_weights()["campplus-zh-en"])

@@ -1,7 +1,7 @@
 import pytest
 
-from voicetriage.diarize.roles import Utterance, assign, is_greeting
 from voicetriage.core.errors import ConfigError
+from voicetriage.diarize.roles import Utterance, assign, is_greeting
 
 SPEECH = [("SPEAKER_00", 10.0), ("SPEAKER_01", 14.0)]
 

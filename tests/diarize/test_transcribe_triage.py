@@ -26,10 +26,10 @@ def _reference_speaker(conv, start, end):
 
 @pytest.mark.model
 def test_transcribe_diarize_labels_every_segment(call_wav, short_call, diarizer, tiny_whisper, tmp_path):
-    from voicetriage.offline.batch import BatchOptions, InputFile, plan, run_batch
-    from voicetriage.diarize.labelling import parse_rttm
     from voicetriage.diarize.evaluate import COLLAR, score
+    from voicetriage.diarize.labelling import parse_rttm
     from voicetriage.diarize.transcript import TranscriptDiarizer
+    from voicetriage.offline.batch import BatchOptions, InputFile, plan, run_batch
 
     outs = {}
     for fmt in ("jsonl", "rttm", "srt"):
@@ -51,8 +51,9 @@ def test_transcribe_diarize_labels_every_segment(call_wav, short_call, diarizer,
 
 
 def _policy_b(tmp_path):
-    from voicetriage.triage.policy import load_policy
     from importlib.resources import files
+
+    from voicetriage.triage.policy import load_policy
 
     text = files("voicetriage.triage.policies").joinpath("default.toml").read_text(encoding="utf-8")
     assert 'queue = "human_now"\npriority = 90' in text
@@ -68,8 +69,8 @@ def _policy_b(tmp_path):
 @pytest.mark.model
 def test_triage_replay_finds_the_callers_request(call_wav, short_call, diarizer, base_engine, tmp_path):
     from voicetriage.diarize.replay import ReplayOptions, changes, replay_file
-    from voicetriage.triage.policy import load_policy
     from voicetriage.triage.observer import TriageFactory
+    from voicetriage.triage.policy import load_policy
 
     b = _policy_b(tmp_path)
     factories = [("b.toml", TriageFactory(load_policy(b), emit_signals=False)),
@@ -97,8 +98,8 @@ def test_triage_replay_finds_the_callers_request(call_wav, short_call, diarizer,
 def test_triage_replay_split_channels(short_call, base_engine, tmp_path):
     """A stereo recording: the caller's channel is replayed as it is, no diarization."""
     from voicetriage.diarize.replay import ReplayOptions, replay_file
-    from voicetriage.triage.policy import load_policy
     from voicetriage.triage.observer import TriageFactory
+    from voicetriage.triage.policy import load_policy
 
     n = len(short_call.samples)
     caller, agent = np.zeros(n, np.float32), np.zeros(n, np.float32)

@@ -12,7 +12,6 @@ import wave
 import numpy as np
 import soxr
 
-
 API_KEY = "SGVsbG8sIEkgYW0gdGhlIEFQSSBrZXkh"  # the AudioHook spec's example key and secret
 CLIENT_SECRET = "TXlTdXBlclNlY3JldEtleVRlbGxOby0xITJAMyM0JDU="
 OPEN_KEY = "dW5zaWduZWQta2V5LWZvci10ZXN0cw=="  # a key configured without a secret

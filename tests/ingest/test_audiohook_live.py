@@ -21,12 +21,20 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
+from tel_helpers import (
+    API_KEY,
+    CLIENT_SECRET,
+    OPEN_KEY,
+    mulaw,
+    pcm8k,
+    silence,
+    start_telephony,
+    text,
+)
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import InvalidStatus
 
 from voicetriage.evaluation.textnorm import cer, wer
-
-from tel_helpers import API_KEY, CLIENT_SECRET, OPEN_KEY, mulaw, pcm8k, silence, start_telephony, text
 
 ORG = "d7934305-0972-4844-938e-9060eef73d05"
 STEREO = {"type": "audio", "format": "PCMU", "channels": ["external", "internal"], "rate": 8000}

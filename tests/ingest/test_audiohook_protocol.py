@@ -14,8 +14,22 @@ from typing import ClassVar
 import pytest
 
 from voicetriage.core.events import Final
-from voicetriage.protocols.actions import EndCall, EndUtterance, PushAudio, PushDigit, PushGap, Send, StartCall
-from voicetriage.protocols.audiohook import _ENTITY_NS, AudioHookSession, format_duration, parse_duration, word_tokens
+from voicetriage.protocols.actions import (
+    EndCall,
+    EndUtterance,
+    PushAudio,
+    PushDigit,
+    PushGap,
+    Send,
+    StartCall,
+)
+from voicetriage.protocols.audiohook import (
+    _ENTITY_NS,
+    AudioHookSession,
+    format_duration,
+    parse_duration,
+    word_tokens,
+)
 from voicetriage.protocols.audiohook_auth import (
     AudioHookAuth,
     parse_dictionary,

@@ -16,11 +16,9 @@ import subprocess
 import wave
 from pathlib import Path
 
-import pytest
-
-from tel_helpers import API_KEY, CLIENT_SECRET, pcm8k, silence, start_telephony
-
 import numpy as np
+import pytest
+from tel_helpers import API_KEY, CLIENT_SECRET, pcm8k, silence, start_telephony
 
 CLIENT_DIR = Path(os.environ.get("VOICETRIAGE_AUDIOHOOK_CLIENT", "/tmp/ahclient/client"))
 

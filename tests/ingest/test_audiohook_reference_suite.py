@@ -21,7 +21,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from tel_helpers import API_KEY, CLIENT_SECRET, start_telephony
 
 SUITE_DIR = Path(os.environ.get("VOICETRIAGE_AUDIOHOOK_SUITE", ""))

@@ -12,10 +12,9 @@ import uuid
 
 import numpy as np
 import pytest
+from tel_helpers import pcm8k, silence, start_telephony, text
 
 from voicetriage.evaluation.textnorm import wer
-
-from tel_helpers import pcm8k, silence, start_telephony, text
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,11 @@ import uuid
 import pytest
 
 from voicetriage.protocols.actions import EndCall, PushAudio, PushDigit, StartCall
-from voicetriage.protocols.audiosocket import AudioSocketCall, FrameDecoder, encode_frame
+from voicetriage.protocols.audiosocket import (
+    AudioSocketCall,
+    FrameDecoder,
+    encode_frame,
+)
 
 CALL_UUID = uuid.UUID("40325ec2-5efd-4bd3-805f-53576e581d13")
 UUID_FRAME = b"\x01\x00\x10" + CALL_UUID.bytes

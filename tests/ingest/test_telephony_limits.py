@@ -7,14 +7,13 @@ import json
 import uuid
 
 import pytest
+from tel_helpers import HubRecorder, make_config
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from voicetriage.core.config import load_config
 from voicetriage.core.errors import ConfigError
 from voicetriage.server.telephony import TelephonyConfig, install, telephony_config
-
-from tel_helpers import HubRecorder, make_config
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,8 @@ import json
 import uuid
 
 import pytest
-from websockets.asyncio.client import connect
-
 from tel_helpers import HubRecorder, make_config, mulaw, silence
+from websockets.asyncio.client import connect
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,11 @@ import json
 
 import numpy as np
 import pytest
+from tel_helpers import mulaw, pcm8k, silence, start_telephony, text
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from voicetriage.evaluation.textnorm import wer
-
-from tel_helpers import mulaw, pcm8k, silence, start_telephony, text
 
 ACCOUNT = "AC00000000000000000000000000000001"
 

@@ -7,7 +7,13 @@ import json
 
 import pytest
 
-from voicetriage.protocols.actions import EndCall, PushAudio, PushDigit, PushGap, StartCall
+from voicetriage.protocols.actions import (
+    EndCall,
+    PushAudio,
+    PushDigit,
+    PushGap,
+    StartCall,
+)
 from voicetriage.protocols.twilio import TwilioStream
 
 SID = "MZ18ad3ab5a668481ce02b83e7395059f0"

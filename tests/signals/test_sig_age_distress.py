@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 from sigtools import RATE, tone
 
-from voicetriage.triage.signals.age import MEASURED_ACCURACY, AgeBandExtractor, band_distribution, older_score
+from voicetriage.triage.signals.age import (
+    MEASURED_ACCURACY,
+    AgeBandExtractor,
+    band_distribution,
+    older_score,
+)
 from voicetriage.triage.signals.distress import DistressExtractor, lexical_cues
 from voicetriage.triage.signals.prosody import ProsodyTracker, VoiceStats
 

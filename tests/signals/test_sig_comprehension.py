@@ -1,6 +1,9 @@
 """Low comprehension from the recogniser's own confidence."""
 
-from voicetriage.triage.signals.comprehension import ComprehensionExtractor, not_followed
+from voicetriage.triage.signals.comprehension import (
+    ComprehensionExtractor,
+    not_followed,
+)
 
 
 def test_clean_speech_is_followed(final):

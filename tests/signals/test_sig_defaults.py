@@ -3,7 +3,11 @@
 import pytest
 
 from voicetriage.core.errors import ConfigError
-from voicetriage.triage.signals import SignalExtractor, default_extractors, parse_signal_options
+from voicetriage.triage.signals import (
+    SignalExtractor,
+    default_extractors,
+    parse_signal_options,
+)
 
 
 def test_default_set_is_fresh_per_call_and_follows_the_protocol():

@@ -7,7 +7,7 @@ import pytest
 
 from voicetriage.cli import main
 from voicetriage.core.errors import ConfigError
-from voicetriage.evaluation.harness import EvalReport, load_manifest, render, run_manifest
+from voicetriage.evaluation import EvalReport, load_manifest, render, run_manifest
 
 
 def test_manifest_errors_name_the_file_and_line(tmp_path):

@@ -2,7 +2,11 @@
 
 import pytest
 
-from voicetriage.triage.signals.human_request import belief, HumanRequestExtractor, find_request
+from voicetriage.triage.signals.human_request import (
+    HumanRequestExtractor,
+    belief,
+    find_request,
+)
 from voicetriage.triage.signals.options import HumanRequestOptions
 
 

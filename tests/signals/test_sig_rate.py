@@ -3,7 +3,11 @@
 import pytest
 
 from voicetriage.triage.signals.options import SpeakingRateOptions
-from voicetriage.triage.signals.rate import SLOW_THRESHOLDS, THRESHOLD_SOURCES, SpeakingRateExtractor
+from voicetriage.triage.signals.rate import (
+    SLOW_THRESHOLDS,
+    THRESHOLD_SOURCES,
+    SpeakingRateExtractor,
+)
 
 
 def test_normal_and_slow_mandarin(final):

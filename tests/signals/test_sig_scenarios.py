@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from voicetriage.client import StreamOptions, load_audio
-from voicetriage.evaluation.harness import _observer_for
+from voicetriage.client import StreamOptions, wire_audio
 from voicetriage.core.events import CallInfo, Final, Partial
+from voicetriage.evaluation.runner import _observer_for
 
 pytestmark = [
     pytest.mark.model,
@@ -53,7 +53,7 @@ def call(engine, *paths: Path, gap_s: float = 1.5, pace: float | None = None):
         spec = None
         chunks: list[bytes] = []
         for p in paths:
-            data, spec_p = load_audio(p, StreamOptions(tail_silence_s=gap_s))
+            data, spec_p = wire_audio(p, StreamOptions(tail_silence_s=gap_s))
             assert spec is None or spec == spec_p
             spec = spec_p
             chunks.append(data)
@@ -135,7 +135,7 @@ def test_halting_caller_goes_to_the_senior_team_within_20_s(tiny_engine, tmp_pat
 def test_cantonese_caller_goes_to_a_cantonese_agent(base_engine, manifest):
     # espeak-ng's Cantonese is not Chinese to Whisper base (it hears English), so this
     # scenario uses three real Cantonese utterances of ../shared/eval as one call: clips
-    # of the TUNING half (voicetriage.evaluation.harness.split_halves), whose numbers set the
+    # of the TUNING half (voicetriage.evaluation.manifest.split_halves), whose numbers set the
     # dialect cues, so this checks the mechanism, not the held-out accuracy
     yue = [Path(manifest[c]["path"]) for c in ("yue_wsyue_04", "yue_wsyue_06", "yue_wsyue_11")]
     events, signals = call(base_engine, *yue, gap_s=1.0)

@@ -3,7 +3,13 @@
 import pytest
 
 from voicetriage.triage.signals.text import (
-    count_syllables, countable, english_syllables, normalize, script_stats, similarity, to_simplified,
+    count_syllables,
+    countable,
+    english_syllables,
+    normalize,
+    script_stats,
+    similarity,
+    to_simplified,
 )
 
 

@@ -9,11 +9,22 @@ import pytest
 
 from voicetriage.core.config import load_config
 from voicetriage.core.errors import ConfigError
-from voicetriage.core.events import CallInfo, CallSummary, Dtmf, Final, Partial
-from voicetriage.triage.policy import Hint, load_policy
+from voicetriage.core.events import (
+    CallInfo,
+    CallSummary,
+    Dtmf,
+    Final,
+    Hint,
+    Partial,
+    Signal,
+)
+from voicetriage.triage.observer import (
+    CallTriage,
+    triage_config,
+    triage_observer_factory,
+)
+from voicetriage.triage.policy import load_policy
 from voicetriage.triage.profiles import ProfileStore
-from voicetriage.triage.signals.base import Signal
-from voicetriage.triage.observer import CallTriage, triage_config, triage_observer_factory
 
 FRAME = np.zeros(320, dtype=np.float32)  # 20 ms at 16 kHz
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import textwrap
+import tomllib
 
 import pytest
 
 from voicetriage.core.errors import ConfigError
-from voicetriage.core.events import to_message
-from voicetriage.triage.policy import Hint, load_policy, parse_policy
-from voicetriage.triage.signals.base import Signal
-
-import tomllib
+from voicetriage.core.events import Hint, Signal, to_message
+from voicetriage.triage.policy import load_policy, parse_policy
 
 
 def sig(name, value, conf=1.0, t=0.0, evidence_time=None, **evidence):

@@ -10,8 +10,7 @@ import textwrap
 import threading
 from pathlib import Path
 
-from voicetriage.core.events import Dtmf, Final
-from voicetriage.triage.policy import Hint
+from voicetriage.core.events import Dtmf, Final, Hint
 from voicetriage.sinks.jsonl import JsonlEventLog
 
 

@@ -10,8 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from voicetriage.core.errors import ConfigError
-from voicetriage.core.events import Final
-from voicetriage.triage.policy import Hint
+from voicetriage.core.events import Final, Hint
 from voicetriage.sinks.webhook import WebhookSink
 
 

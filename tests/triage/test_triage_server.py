@@ -23,8 +23,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from voicetriage.triage.profiles import ProfileStore
 from voicetriage.triage.observer import install_triage, triage_config
+from voicetriage.triage.profiles import ProfileStore
 
 
 def _suite_conftest():

@@ -18,15 +18,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from voicetriage.asr.registry import ResolvedModel, resolve_model
 from voicetriage.core.config import AsrConfig
 from voicetriage.core.errors import ModelError
 from voicetriage.core.events import AsrResult
-from voicetriage.asr.registry import ResolvedModel, resolve_model
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 MAX_WINDOW_S = 30.0
+
+# prompts for the dialect-probe experiment: the same audio decoded twice
+PROBE_PROMPTS = {
+    "cantonese": "嘅係唔咗佢冇喺哋乜嘢啲咁嚟",
+    "mandarin": "以下是普通话的句子。",
+}
+
 
 
 def load_whisper(config: AsrConfig):
@@ -399,9 +406,7 @@ class AsrEngine:
 
     def _dialect_probe(self, encoded, requests, langs, max_len) -> dict[int, float]:
         """avg log-prob under the Cantonese prompt minus under the Mandarin prompt
-        (voicetriage.evaluation.harness.PROBE_PROMPTS), greedy, on the shared encoder output."""
-        from voicetriage.evaluation.harness import PROBE_PROMPTS
-
+        (:data:`PROBE_PROMPTS`), greedy, on the shared encoder output."""
         rows = [i for i, r in enumerate(requests) if r.dialect_probe and langs[i] == "zh"]
         if not rows or not self.multilingual:
             return {}
@@ -415,4 +420,4 @@ class AsrEngine:
         }
 
 
-__all__ = ["AsrEngine", "AsrRequest", "decide_language", "is_loop", "cut_loops", "load_whisper", "inference_workers", "normalise_language", "SAMPLE_RATE"]
+__all__ = ["PROBE_PROMPTS", "AsrEngine", "AsrRequest", "decide_language", "is_loop", "cut_loops", "load_whisper", "inference_workers", "normalise_language", "SAMPLE_RATE"]

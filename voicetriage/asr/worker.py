@@ -22,7 +22,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from voicetriage.asr.engine import AsrEngine, AsrRequest, SAMPLE_RATE
+from voicetriage.asr.engine import SAMPLE_RATE, AsrEngine, AsrRequest
 from voicetriage.core.events import AsrResult
 
 log = logging.getLogger(__name__)

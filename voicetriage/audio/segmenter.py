@@ -13,8 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-from voicetriage.core.config import StreamConfig
 from voicetriage.audio.vad import WINDOW
+from voicetriage.core.config import StreamConfig
 
 RATE = 16000
 

@@ -19,9 +19,10 @@ class VadModel:
     """The Silero VAD v6 ONNX model from faster-whisper's assets."""
 
     def __init__(self, path: str | None = None) -> None:
+        import os
+
         import onnxruntime
         from faster_whisper.utils import get_assets_path
-        import os
 
         opts = onnxruntime.SessionOptions()
         opts.inter_op_num_threads = 1

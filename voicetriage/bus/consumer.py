@@ -23,9 +23,9 @@ import asyncio
 import logging
 from typing import Any, AsyncIterator
 
-from voicetriage.core.errors import ConfigError
 from voicetriage.bus.config import check_url, require_redis
 from voicetriage.bus.entry import BadEntry, BusEvent, Dedup, parse_entry
+from voicetriage.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

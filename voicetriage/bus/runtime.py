@@ -6,10 +6,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from voicetriage.core.hub import EventHub
 from voicetriage.bus.config import BusConfig, require_redis
 from voicetriage.bus.publisher import BusPublisher
 from voicetriage.bus.view import ClusterView, LocalEvent
+from voicetriage.core.hub import EventHub
 
 log = logging.getLogger(__name__)
 

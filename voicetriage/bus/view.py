@@ -15,9 +15,9 @@ import asyncio
 import logging
 from typing import Any
 
-from voicetriage.core.hub import EventHub
 from voicetriage.bus.config import BusConfig, require_redis
 from voicetriage.bus.entry import BadEntry, Dedup, parse_entry
+from voicetriage.core.hub import EventHub
 
 log = logging.getLogger(__name__)
 

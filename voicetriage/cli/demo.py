@@ -6,9 +6,18 @@ import argparse
 import asyncio
 from importlib import resources
 
+from voicetriage.cli.common import (
+    add_config_options,
+    add_model_options,
+    config_from_args,
+)
+from voicetriage.cli.stream import (
+    add_client_options,
+    exit_code,
+    make_printer,
+    options_from_args,
+)
 from voicetriage.client import stream_file
-from voicetriage.cli.common import add_config_options, add_model_options, config_from_args
-from voicetriage.cli.stream import add_client_options, exit_code, make_printer, options_from_args
 
 
 def sample_call_path() -> str:

@@ -9,7 +9,11 @@ import sys
 import time
 from pathlib import Path
 
-from voicetriage.cli.common import add_config_options, add_model_options, config_from_args
+from voicetriage.cli.common import (
+    add_config_options,
+    add_model_options,
+    config_from_args,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,8 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 async def _main(args: argparse.Namespace) -> int:
+    from voicetriage.evaluation import EvalReport, load_manifest, render, run_manifest
     from voicetriage.pipeline.engine import Engine
-    from voicetriage.evaluation.harness import EvalReport, load_manifest, render, run_manifest
 
     if args.concurrency < 1:
         print("voicetriage eval: --concurrency must be at least 1", file=sys.stderr)

@@ -95,7 +95,11 @@ def run_show(args: argparse.Namespace) -> int:
     import datetime as _dt
 
     from voicetriage.core.events import to_message
-    from voicetriage.triage.profiles import connect_store, normalise_number, profile_signal
+    from voicetriage.triage.profiles import (
+        connect_store,
+        normalise_number,
+        profile_signal,
+    )
 
     db, country = _settings(args)
     number = normalise_number(args.number, country)

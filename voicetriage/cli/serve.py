@@ -8,8 +8,17 @@ import logging
 import signal
 
 from voicetriage.cli.bus_options import add_bus_options, bus_from_args
-from voicetriage.cli.common import add_config_options, add_model_options, add_stream_options, config_from_args
-from voicetriage.cli.telephony_options import add_telephony_options, describe, telephony_from_args
+from voicetriage.cli.common import (
+    add_config_options,
+    add_model_options,
+    add_stream_options,
+    config_from_args,
+)
+from voicetriage.cli.telephony_options import (
+    add_telephony_options,
+    describe,
+    telephony_from_args,
+)
 from voicetriage.cli.triage_options import add_triage_options, triage_from_args
 
 log = logging.getLogger(__name__)
@@ -134,8 +143,8 @@ def run(args: argparse.Namespace) -> int:
 
         raise ConfigError(f"--workers must be 1 or more, got {args.workers}")
     if args.workers > 1 and args.worker_index is None:
-        from voicetriage.core.errors import ConfigError
         from voicetriage.cli.workers import supervise
+        from voicetriage.core.errors import ConfigError
 
         config = config_from_args(args, host=args.host, port=args.port)
         if config.server.port == 0:

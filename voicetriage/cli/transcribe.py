@@ -12,8 +12,12 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from voicetriage.cli.common import (
+    add_config_options,
+    add_model_options,
+    config_from_args,
+)
 from voicetriage.core.errors import ConfigError
-from voicetriage.cli.common import add_config_options, add_model_options, config_from_args
 
 _EPILOG = """\
 examples:

@@ -18,9 +18,9 @@ def add_triage_options(p: argparse.ArgumentParser) -> None:
 
 def triage_from_args(args: argparse.Namespace, config):
     """The [triage] section of ``config`` with the command line on top."""
+    from voicetriage.triage.observer import triage_config
     from voicetriage.triage.policy import load_policy
     from voicetriage.triage.profiles import open_store
-    from voicetriage.triage.observer import triage_config
 
     tc = triage_config(
         config,

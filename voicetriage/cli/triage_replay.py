@@ -12,8 +12,12 @@ import json
 import sys
 from pathlib import Path
 
+from voicetriage.cli.common import (
+    add_config_options,
+    add_model_options,
+    config_from_args,
+)
 from voicetriage.core.errors import ConfigError, VoiceTriageError
-from voicetriage.cli.common import add_config_options, add_model_options, config_from_args
 
 _EPILOG = """\
 examples:
@@ -29,8 +33,8 @@ call times. Mono recordings need the optional extra 'diarize'.
 
 
 def register(subparsers) -> None:
-    from voicetriage.diarize.roles import RULES
     from voicetriage.cli.transcribe import _speakers
+    from voicetriage.diarize.roles import RULES
 
     p = subparsers.add_parser(
         "triage",
@@ -68,8 +72,8 @@ def register(subparsers) -> None:
 
 
 def _factories(args: argparse.Namespace, config):
-    from voicetriage.triage.policy import load_policy
     from voicetriage.triage.observer import TriageFactory
+    from voicetriage.triage.policy import load_policy
 
     signals_config = config.extra.get("signals")
     out = [(args.policy or "default", TriageFactory(load_policy(args.policy), signals_config=signals_config,
@@ -94,8 +98,13 @@ def _print_replay(r) -> None:
 
 
 async def _main(args: argparse.Namespace) -> int:
+    from voicetriage.diarize.replay import (
+        ReplayOptions,
+        as_records,
+        changes,
+        replay_file,
+    )
     from voicetriage.offline.batch import discover
-    from voicetriage.diarize.replay import ReplayOptions, as_records, changes, replay_file
     from voicetriage.pipeline.engine import Engine
 
     config = config_from_args(args)

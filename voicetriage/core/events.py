@@ -156,8 +156,64 @@ def to_message(event: Any) -> dict[str, Any]:
     return {"type": event.kind, **asdict(event)}
 
 
+@dataclass(frozen=True)
+class Signal:
+    """One estimate about a caller, as of ``time`` (seconds into the call).
+
+    ``name`` is stable ("human_request", "language", "speaking_rate", "age_band",
+    "distress", "profile", "low_comprehension", ...). ``value`` is the estimate
+    (a label, a number, or a distribution as a mapping label -> probability).
+    ``evidence_time`` is when the evidence behind it appeared (call time).
+    """
+
+    kind: ClassVar[str] = "signal"
+
+    call_id: str
+    name: str
+    value: Any
+    confidence: float
+    time: float
+    evidence_time: float
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Hint:
+    """A routing hint for one call: send it to ``queue`` and why.
+
+    ``rules`` are the names of the rules that fired for this queue and
+    ``signals`` the signal values behind them (one entry per condition that
+    held: rule, signal, value, confidence, call time and evidence time).
+    ``time`` is the call time the hint was decided (so also the time since the
+    call began); ``evidence_time`` is when the deciding evidence appeared and
+    ``since_evidence_s`` the delay between the two. ``reason`` says why it was
+    (re-)emitted: "new", "escalation", "confidence" or "change"; ``previous`` is
+    the queue it replaces. ``seq`` counts the call's hints from 1.
+    """
+
+    kind: ClassVar[str] = "hint"
+
+    call_id: str
+    queue: str
+    action: str
+    priority: int
+    confidence: float
+    rules: tuple[str, ...]
+    signals: tuple[Mapping[str, Any], ...]
+    time: float
+    evidence_time: float
+    since_start_s: float
+    since_evidence_s: float
+    reason: str
+    seq: int
+    previous: str | None = None
+    wall_time: float | None = None
+
+
 __all__ = [
     "CallInfo",
+    "Signal",
+    "Hint",
     "AsrResult",
     "Partial",
     "Final",

@@ -148,13 +148,13 @@ class ReplayOptions:
 async def replay_file(path: Path, engine: Any, factories: Sequence[tuple[str, Any]], options: ReplayOptions,
                       diarizer: Any = None) -> Replay:
     """Replay one recording under each (name, TriageFactory)."""
-    from voicetriage.offline.batch import load_audio
-    from voicetriage.diarize.labelling import turns_of, speech_per_speaker
+    from voicetriage.audio.files import read_audio
+    from voicetriage.diarize.labelling import speech_per_speaker, turns_of
     from voicetriage.diarize.roles import CALLER, Utterance, assign
 
     t0 = time.monotonic()
     split = options.channels == "split"
-    audio = load_audio(path, split)
+    audio = read_audio(path, 16000, split)
     duration = len(audio[0]) / RATE
     if split:
         caller = audio[options.caller_channel]

@@ -20,9 +20,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
-from voicetriage.core.errors import AudioFileError, ConfigError, OutputError, VoiceTriageError
-from voicetriage.offline.formats import FORMATS, Segment, Track, Transcript, Word, is_complete, render
 from voicetriage.asr.registry import ResolvedModel
+from voicetriage.audio.files import read_audio
+from voicetriage.core.errors import (
+    ConfigError,
+    OutputError,
+    VoiceTriageError,
+)
+from voicetriage.offline.formats import (
+    FORMATS,
+    Segment,
+    Track,
+    Transcript,
+    Word,
+    is_complete,
+    render,
+)
 
 log = logging.getLogger(__name__)
 
@@ -293,32 +306,6 @@ class NullReporter:
         pass
 
 
-def load_audio(path: Path, split: bool, channels: int | None = None) -> list[Any]:
-    """Decode ``path`` to 16 kHz float32: ``[mono]`` or ``[channel0, channel1]``."""
-    from faster_whisper import decode_audio
-
-    if not path.exists():
-        raise AudioFileError("no such file or directory")
-    if not path.is_file():
-        raise AudioFileError("not a regular file")
-    if split and channels is not None and channels != 2:
-        raise AudioFileError(
-            f"has {channels} channel{'s' if channels != 1 else ''}; split channels need a "
-            "2-channel (stereo) recording"
-        )
-    try:
-        decoded = decode_audio(str(path), sampling_rate=SAMPLE_RATE, split_stereo=split)
-    except MemoryError:
-        raise
-    except Exception as e:  # PyAV raises many types, all meaning "cannot read this"
-        reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
-        raise AudioFileError(f"cannot decode audio: {reason}") from None
-    arrays = list(decoded) if split else [decoded]
-    if arrays[0].size == 0:
-        raise AudioFileError("contains no audio samples")
-    return arrays
-
-
 def write_atomic(path: Path, content: str) -> None:
     """Write ``content`` to ``path`` through a temporary file and a rename."""
     try:
@@ -516,7 +503,7 @@ class BatchRunner:
         expected = item.duration or 0.0
         try:
             try:
-                audio = load_audio(item.source, self.options.channels == "split", item.channels)
+                audio = read_audio(item.source, SAMPLE_RATE, self.options.channels == "split", item.channels)
             except VoiceTriageError as e:
                 return FileResult(item, "failed", error=str(e), code=e.code)
             if self.model is None:
@@ -585,7 +572,6 @@ __all__ = [
     "discover",
     "plan",
     "probe_audio",
-    "load_audio",
     "output_complete",
     "output_paths",
     "write_atomic",

@@ -7,13 +7,13 @@ import logging
 from typing import Iterable, Mapping, Sequence
 
 from voicetriage.asr.engine import AsrEngine, inference_workers, normalise_language
+from voicetriage.asr.worker import InferenceWorker
 from voicetriage.audio.codecs import AudioSpec
+from voicetriage.audio.vad import VadModel
 from voicetriage.core.config import Config
 from voicetriage.core.errors import ConfigError, ProtocolError
 from voicetriage.core.events import CallInfo
 from voicetriage.pipeline.session import CallObserver, CallSession, Emit
-from voicetriage.audio.vad import VadModel
-from voicetriage.asr.worker import InferenceWorker
 
 log = logging.getLogger(__name__)
 

@@ -20,13 +20,13 @@ import numpy as np
 
 from voicetriage.asr.agreement import LocalAgreement
 from voicetriage.asr.engine import AsrRequest, _round_prob
+from voicetriage.asr.worker import InferenceWorker
 from voicetriage.audio.codecs import TARGET_RATE, AudioSpec, StreamDecoder
+from voicetriage.audio.segmenter import Segmenter, SpeechEnded
+from voicetriage.audio.vad import WINDOW_S, VadModel
 from voicetriage.core.config import AsrConfig, StreamConfig
 from voicetriage.core.errors import AudioFormatError
 from voicetriage.core.events import CallInfo, CallSummary, Dtmf, Final, Partial
-from voicetriage.audio.segmenter import Segmenter, SpeechEnded
-from voicetriage.audio.vad import WINDOW_S, VadModel
-from voicetriage.asr.worker import InferenceWorker
 
 log = logging.getLogger(__name__)
 

@@ -30,23 +30,42 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
-import re
 import uuid
 from dataclasses import asdict, is_dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
 from voicetriage.audio.codecs import AudioSpec
 from voicetriage.core.errors import ProtocolError
 from voicetriage.core.events import CallInfo
-from voicetriage.protocols.actions import Action, EndCall, EndUtterance, PushAudio, PushDigit, PushGap, Send, StartCall
+from voicetriage.protocols.actions import (
+    Action,
+    EndCall,
+    EndUtterance,
+    PushAudio,
+    PushDigit,
+    PushGap,
+    Send,
+    StartCall,
+)
+from voicetriage.protocols.audiohook_wire import (
+    _DURATION_RE,
+    _LANG_RE,
+    RATE,
+    _confidence,
+    _is_seq,
+    _is_uuid,
+    _json_default,
+    format_duration,
+    parse_duration,
+    samples_duration,
+    word_tokens,
+)
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "audiohook"
 VERSION = "2"
-RATE = 8000
 NULL_UUID = "00000000-0000-0000-0000-000000000000"
 MAX_TEXT_CHARS = 65535  # the protocol's limit on one text message, both ways
 CHANNEL_TRACKS = {"external": "caller", "internal": "agent"}
@@ -61,112 +80,11 @@ DEFAULT_EVENT_KINDS = ("final", "hint")
 # Whisper's language codes -> the language tag we report when the open message gave none that fits
 _REGION = {"en": "en-US", "zh": "zh-CN", "yue": "yue-HK", "es": "es-ES", "fr": "fr-FR", "de": "de-DE",
            "it": "it-IT", "ru": "ru-RU", "ja": "ja-JP", "ko": "ko-KR", "pt": "pt-BR", "nl": "nl-NL"}
-_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_DURATION_RE = re.compile(r"^PT(\d+(?:\.\d*)?|\.\d+)S$")
-_LANG_RE = re.compile(r"^[a-z]{2,3}-[A-Za-z]{2,3}$")
 _CLIENT_TYPES = ("open", "close", "discarded", "error", "ping", "update", "paused", "resumed", "dtmf")
 # a discarded/resumed gap this long or longer ends the utterance in progress; a shorter one is
 # a hole in the audio inside speech (the clock runs on, the utterance goes on)
 SPLIT_GAP_S = Decimal("1.0")
-# CJK ideographs, kana and hangul are one word token each; other scripts split at spaces
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
-_TOKEN_RE = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")
-_PUNCT_RE = re.compile(r"^[\W_]+$")
 _ENTITY_NS = uuid.UUID("7f0c7a52-4a57-4d2e-9a3e-2f3d1b0d7a11")  # transcript ids: uuid5(ns, session/track/utt)
-
-
-def parse_duration(value: object) -> Decimal:
-    """``PT1.25S`` -> Decimal seconds (exact); raises ProtocolError."""
-    if not isinstance(value, str) or not _DURATION_RE.match(value):
-        raise ProtocolError(f"{value!r} is not a duration of the form PT<seconds>S", code="malformed_message")
-    try:
-        return Decimal(value[2:-1])
-    except InvalidOperation:  # pragma: no cover - the regex admits only decimals
-        raise ProtocolError(f"bad duration {value!r}", code="malformed_message") from None
-
-
-def format_duration(seconds: float | Decimal) -> str:
-    """Seconds -> ``PT<seconds>S`` with at most nanosecond digits, no trailing zeros."""
-    ns = int((Decimal(str(seconds)) * 1_000_000_000).to_integral_value())
-    ns = max(ns, 0)
-    whole, frac = divmod(ns, 1_000_000_000)
-    text = f"{whole}.{frac:09d}".rstrip("0").rstrip(".")
-    return f"PT{text}S"
-
-
-def samples_duration(samples: int) -> str:
-    """A sample count at 8 kHz as an exact duration."""
-    return format_duration(Decimal(samples) / RATE)
-
-
-def _is_uuid(value: object) -> bool:
-    return isinstance(value, str) and bool(_UUID_RE.match(value))
-
-
-def _is_seq(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _json_default(obj: object) -> object:
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return asdict(obj)
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    for cast in (float, str):  # numpy scalars and the like
-        try:
-            return cast(obj)  # type: ignore[call-arg]
-        except (TypeError, ValueError):
-            continue
-    return repr(obj)
-
-
-def word_tokens(text: str, offset: Decimal, duration: Decimal, confidence: float,
-                language: str | None = None) -> list[dict[str, Any]]:
-    """Word tokens of a transcript, spread over its time span.
-
-    The recogniser gives no word timestamps, so each word gets a share of the
-    utterance's duration in proportion to its length in characters (a CJK
-    character is one word) and the utterance's confidence: an approximation,
-    in order and without overlap. Punctuation joins the word before it.
-    Offsets are whole milliseconds and strictly increasing.
-    """
-    words: list[str] = []
-    for piece in _TOKEN_RE.findall(text):
-        if words and _PUNCT_RE.match(piece):
-            words[-1] += piece
-        else:
-            words.append(piece)
-    if not words:
-        return []
-    total_ms = max(int(duration * 1000), len(words))
-    weights = [max(1, len(re.sub(r"[\W_]", "", w))) for w in words]
-    scale = Decimal(total_ms) / sum(weights)
-    bounds = [0]
-    acc = 0
-    for w in weights:
-        acc += w
-        bounds.append(max(bounds[-1] + 1, int((acc * scale).to_integral_value())))
-    base_ms = int((offset * 1000).to_integral_value())
-    tokens = []
-    for word, a, b in zip(words, bounds, bounds[1:]):
-        tok: dict[str, Any] = {
-            "type": "word",
-            "value": word,
-            "confidence": confidence,
-            "offset": format_duration(Decimal(base_ms + a) / 1000),
-            "duration": format_duration(Decimal(b - a) / 1000),
-        }
-        if language:
-            tok["language"] = language
-        tokens.append(tok)
-    return tokens
-
-
-def _confidence(avg_logprob: float) -> float:
-    """Whisper's mean token log-probability as a 0..1 confidence."""
-    if not math.isfinite(avg_logprob):
-        return 0.0
-    return round(min(1.0, max(0.0, math.exp(avg_logprob))), 3)
 
 
 class _ClientError(Exception):

@@ -28,7 +28,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
+from websockets.datastructures import Headers
+
 from voicetriage.core.errors import ConfigError
+from voicetriage.protocols.structured_fields import (
+    SfError,
+    SfInnerList,
+    SfItem,
+    parse_dictionary,
+    serialize_inner_list,
+)
 
 REQUIRED_COMPONENTS = (
     "@request-target",
@@ -42,215 +51,26 @@ _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 MIN_NONCE_CHARS = 22  # the reference server's floor (128 bits of base64)
 
 
-# --- RFC 8941 structured fields: the subset signatures use ---------------------------
-
-class SfError(ValueError):
-    """A structured field that does not parse."""
-
-
-@dataclass(frozen=True)
-class SfToken:
-    value: str
-
-
-@dataclass(frozen=True)
-class SfItem:
-    value: object  # str | int | float | bool | bytes | SfToken
-    params: tuple[tuple[str, object], ...] = ()
-
-
-@dataclass(frozen=True)
-class SfInnerList:
-    items: tuple[SfItem, ...]
-    params: tuple[tuple[str, object], ...] = ()
-
-
-_KEY_RE = re.compile(r"[a-z*][a-z0-9_\-.*]*")
-_TOKEN_RE = re.compile(r"[A-Za-z*][!#$%&'*+\-.^_`|~0-9A-Za-z:/]*")
-_NUM_RE = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,3})?")
-
-
-class _Parser:
-    def __init__(self, text: str) -> None:
-        self.s = text
-        self.i = 0
-
-    def peek(self) -> str:
-        return self.s[self.i] if self.i < len(self.s) else ""
-
-    def skip_sp(self) -> None:
-        while self.peek() == " ":
-            self.i += 1
-
-    def skip_ows(self) -> None:
-        while self.peek() in (" ", "\t"):
-            self.i += 1
-
-    def key(self) -> str:
-        m = _KEY_RE.match(self.s, self.i)
-        if not m:
-            raise SfError(f"expected a key at {self.i}")
-        self.i = m.end()
-        return m.group()
-
-    def bare_item(self) -> object:
-        c = self.peek()
-        if c == '"':
-            self.i += 1
-            out = []
-            while True:
-                c = self.peek()
-                if c == "":
-                    raise SfError("unterminated string")
-                self.i += 1
-                if c == "\\":
-                    nxt = self.peek()
-                    if nxt not in ('"', "\\"):
-                        raise SfError("bad escape in string")
-                    out.append(nxt)
-                    self.i += 1
-                elif c == '"':
-                    return "".join(out)
-                elif not (" " <= c <= "~"):
-                    raise SfError("non-printable character in string")
-                else:
-                    out.append(c)
-        if c == ":":
-            end = self.s.find(":", self.i + 1)
-            if end < 0:
-                raise SfError("unterminated byte sequence")
-            raw = self.s[self.i + 1:end]
-            self.i = end + 1
-            try:
-                return base64.b64decode(raw, validate=True)
-            except (binascii.Error, ValueError):
-                raise SfError("bad base64 in byte sequence") from None
-        if c == "?":
-            self.i += 1
-            b = self.peek()
-            if b not in ("0", "1"):
-                raise SfError("bad boolean")
-            self.i += 1
-            return b == "1"
-        if c == "-" or c.isdigit():
-            m = _NUM_RE.match(self.s, self.i)
-            if not m:
-                raise SfError("bad number")
-            self.i = m.end()
-            return float(m.group()) if m.group(1) else int(m.group())
-        m = _TOKEN_RE.match(self.s, self.i)
-        if m:
-            self.i = m.end()
-            return SfToken(m.group())
-        raise SfError(f"unexpected {c!r} at {self.i}")
-
-    def params(self) -> tuple[tuple[str, object], ...]:
-        out: list[tuple[str, object]] = []
-        while self.peek() == ";":
-            self.i += 1
-            self.skip_sp()
-            k = self.key()
-            v: object = True
-            if self.peek() == "=":
-                self.i += 1
-                v = self.bare_item()
-            out = [(kk, vv) for kk, vv in out if kk != k] + [(k, v)]
-        return tuple(out)
-
-    def item_or_inner_list(self) -> SfItem | SfInnerList:
-        if self.peek() == "(":
-            self.i += 1
-            items: list[SfItem] = []
-            while True:
-                self.skip_sp()
-                if self.peek() == ")":
-                    self.i += 1
-                    return SfInnerList(tuple(items), self.params())
-                items.append(SfItem(self.bare_item(), self.params()))
-                if self.peek() not in (" ", ")"):
-                    raise SfError("inner list items must be separated by spaces")
-        return SfItem(self.bare_item(), self.params())
-
-    def dictionary(self) -> dict[str, SfItem | SfInnerList]:
-        out: dict[str, SfItem | SfInnerList] = {}
-        self.skip_sp()
-        if self.peek() == "":
-            return out
-        while True:
-            k = self.key()
-            if self.peek() == "=":
-                self.i += 1
-                out[k] = self.item_or_inner_list()
-            else:
-                out[k] = SfItem(True, self.params())
-            self.skip_ows()
-            if self.peek() == "":
-                return out
-            if self.peek() != ",":
-                raise SfError(f"expected ',' at {self.i}")
-            self.i += 1
-            self.skip_ows()
-            if self.peek() == "":
-                raise SfError("trailing comma")
-
-
-def parse_dictionary(text: str) -> dict[str, SfItem | SfInnerList]:
-    """Parse an RFC 8941 Dictionary field value."""
-    return _Parser(text.strip(" ")).dictionary()
-
-
-def serialize_bare(value: object) -> str:
-    if isinstance(value, bool):
-        return "?1" if value else "?0"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.3f}".rstrip("0").rstrip(".") if value != int(value) else f"{int(value)}.0"
-    if isinstance(value, SfToken):
-        return value.value
-    if isinstance(value, (bytes, bytearray)):
-        return ":" + base64.b64encode(bytes(value)).decode("ascii") + ":"
-    s = str(value)
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def serialize_params(params: Iterable[tuple[str, object]]) -> str:
-    return "".join(f";{k}" if v is True else f";{k}={serialize_bare(v)}" for k, v in params)
-
-
-def serialize_inner_list(inner: SfInnerList) -> str:
-    items = " ".join(serialize_bare(it.value) + serialize_params(it.params) for it in inner.items)
-    return f"({items})" + serialize_params(inner.params)
-
-
 # --- the request and the verdict ------------------------------------------------------
 
-class Headers:
-    """Case-insensitive, multi-valued view of request headers."""
+def _headers(headers: object) -> Headers:
+    """websockets' ``Headers`` from itself, a mapping or ``(name, value)`` pairs."""
+    if isinstance(headers, Headers):
+        return headers
+    raw_items = getattr(headers, "raw_items", None)
+    if callable(raw_items):
+        return Headers(raw_items())
+    if isinstance(headers, Mapping):
+        return Headers(headers.items())
+    return Headers(headers)  # type: ignore[arg-type]
 
-    def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
-        self._values: dict[str, list[str]] = {}
-        for k, v in pairs:
-            self._values.setdefault(k.lower(), []).append(v)
 
-    @classmethod
-    def of(cls, headers: object) -> "Headers":
-        """From websockets' ``Headers``, a mapping, or ``(name, value)`` pairs."""
-        if isinstance(headers, Headers):
-            return headers
-        raw_items = getattr(headers, "raw_items", None)
-        if callable(raw_items):
-            return cls(raw_items())
-        if isinstance(headers, Mapping):
-            return cls(headers.items())
-        return cls(headers)  # type: ignore[arg-type]
-
-    def get(self, name: str) -> str | None:
-        """The canonical component value: values trimmed, obs-folds joined, repeats joined by ', '."""
-        values = self._values.get(name.lower())
-        if not values:
-            return None
-        return ", ".join(re.sub(r"[ \t]*\r\n[ \t]+", " ", v).strip() for v in values)
+def _value(h: Headers, name: str) -> str | None:
+    """A signature component's canonical value: trimmed, obs-folds joined, repeats joined by ', '."""
+    values = h.get_all(name)
+    if not values:
+        return None
+    return ", ".join(re.sub(r"[ \t]*\r\n[ \t]+", " ", v).strip() for v in values)
 
 
 @dataclass(frozen=True)
@@ -341,22 +161,22 @@ class AudioHookAuth:
 
     def check(self, method: str, target: str, headers: object) -> AuthResult:
         """Decide on one upgrade request. ``target`` is the request-target (path?query)."""
-        h = Headers.of(headers)
-        session_id = h.get("audiohook-session-id")
+        h = _headers(headers)
+        session_id = _value(h, "audiohook-session-id")
         if session_id is None or not _UUID_RE.match(session_id):
             return AuthResult.refuse(400, "missing or invalid Audiohook-Session-Id header")
-        org_id = h.get("audiohook-organization-id")
+        org_id = _value(h, "audiohook-organization-id")
         if org_id is not None and not _UUID_RE.match(org_id):
             return AuthResult.refuse(400, "invalid Audiohook-Organization-Id header")
         if not self.enabled:
-            return AuthResult(True, api_key=h.get("x-api-key"))
-        api_key = h.get("x-api-key")
+            return AuthResult(True, api_key=_value(h, "x-api-key"))
+        api_key = _value(h, "x-api-key")
         if not api_key:
             return AuthResult.refuse(401, "missing X-API-KEY header")
         secret = self._secrets.get(api_key)
         if secret is None:
             return AuthResult.refuse(401, "unknown API key")
-        has_sig = h.get("signature-input") is not None or h.get("signature") is not None
+        has_sig = _value(h, "signature-input") is not None or _value(h, "signature") is not None
         if not secret:
             # no secret configured for this key: a signature, if any, cannot be checked
             return AuthResult(True, api_key=api_key)
@@ -372,8 +192,8 @@ class AudioHookAuth:
     ) -> str | None:
         """Returns None when the signature is valid, else why not."""
         try:
-            inputs = parse_dictionary(h.get("signature-input") or "")
-            sigs = parse_dictionary(h.get("signature") or "")
+            inputs = parse_dictionary(_value(h, "signature-input") or "")
+            sigs = parse_dictionary(_value(h, "signature") or "")
         except SfError as e:
             return f"unparsable Signature/Signature-Input ({e})"
         if not inputs or not sigs:
@@ -446,7 +266,7 @@ class AudioHookAuth:
         if not name.startswith("@"):
             if name in ("signature", "signature-input"):
                 return None
-            return h.get(name)
+            return _value(h, name)
         path, _, query = target.partition("?")
         if name == "@request-target":
             return target
@@ -457,7 +277,7 @@ class AudioHookAuth:
         if name == "@query":
             return "?" + query
         if name == "@authority":
-            host = h.get("host")
+            host = _value(h, "host")
             if not host:
                 return None
             host = host.lower()
@@ -472,7 +292,6 @@ class AudioHookAuth:
 __all__ = [
     "AudioHookAuth",
     "AuthResult",
-    "Headers",
     "REQUIRED_COMPONENTS",
     "parse_dictionary",
     "serialize_inner_list",

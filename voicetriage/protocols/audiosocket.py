@@ -28,7 +28,13 @@ from dataclasses import dataclass
 from voicetriage.audio.codecs import AudioSpec
 from voicetriage.core.errors import ProtocolError
 from voicetriage.core.events import CallInfo
-from voicetriage.protocols.actions import Action, EndCall, PushAudio, PushDigit, StartCall
+from voicetriage.protocols.actions import (
+    Action,
+    EndCall,
+    PushAudio,
+    PushDigit,
+    StartCall,
+)
 
 log = logging.getLogger(__name__)
 

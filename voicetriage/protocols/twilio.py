@@ -33,7 +33,14 @@ from typing import Any, Mapping
 from voicetriage.audio.codecs import AudioSpec
 from voicetriage.core.errors import AudioFormatError, ProtocolError
 from voicetriage.core.events import CallInfo
-from voicetriage.protocols.actions import Action, EndCall, PushAudio, PushDigit, PushGap, StartCall
+from voicetriage.protocols.actions import (
+    Action,
+    EndCall,
+    PushAudio,
+    PushDigit,
+    PushGap,
+    StartCall,
+)
 
 log = logging.getLogger(__name__)
 

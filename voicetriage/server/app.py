@@ -22,12 +22,12 @@ from websockets.http11 import Request, Response
 
 from voicetriage import __version__
 from voicetriage.core.config import Config
-from voicetriage.pipeline.engine import Engine
 from voicetriage.core.errors import ProtocolError, VoiceTriageError
 from voicetriage.core.events import CallInfo
 from voicetriage.core.hub import EventHub
-from voicetriage.protocols import native
+from voicetriage.pipeline.engine import Engine
 from voicetriage.pipeline.session import CallObserver, CallSession, ObserverFactory
+from voicetriage.protocols import native
 
 log = logging.getLogger(__name__)
 

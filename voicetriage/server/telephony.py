@@ -20,12 +20,21 @@ import asyncio
 import dataclasses
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from voicetriage.core.config import Config, _section
 from voicetriage.core.errors import ConfigError, VoiceTriageError
 from voicetriage.protocols import audiohook as ah
-from voicetriage.protocols.actions import Action, EndCall, EndUtterance, PushAudio, PushDigit, PushGap, Send, StartCall
+from voicetriage.protocols.actions import (
+    Action,
+    EndCall,
+    EndUtterance,
+    PushAudio,
+    PushDigit,
+    PushGap,
+    Send,
+    StartCall,
+)
 from voicetriage.protocols.audiohook_auth import AudioHookAuth
 from voicetriage.protocols.audiosocket import DEFAULT_MAX_PAYLOAD, AudioSocketCall
 from voicetriage.protocols.twilio import TwilioStream
@@ -34,8 +43,8 @@ if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
     from websockets.http11 import Request, Response
 
-    from voicetriage.server.app import App
     from voicetriage.pipeline.session import CallSession
+    from voicetriage.server.app import App
 
 log = logging.getLogger(__name__)
 

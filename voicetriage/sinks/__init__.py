@@ -11,7 +11,7 @@ Each sink subscribes to the server's :class:`~voicetriage.core.hub.EventHub`:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from voicetriage.sinks.jsonl import JsonlEventLog
 from voicetriage.sinks.webhook import WebhookSink

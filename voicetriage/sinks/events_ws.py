@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from websockets.exceptions import ConnectionClosed
 
 from voicetriage.core.events import to_message
-from voicetriage.triage.policy import jsonable
+from voicetriage.core.serialize import jsonable
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection

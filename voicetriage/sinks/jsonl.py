@@ -20,7 +20,7 @@ from typing import Iterable
 
 from voicetriage.core.errors import ConfigError
 from voicetriage.core.events import to_message
-from voicetriage.triage.policy import jsonable
+from voicetriage.core.serialize import jsonable
 
 log = logging.getLogger(__name__)
 

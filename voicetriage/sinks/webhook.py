@@ -28,7 +28,7 @@ from typing import Iterable
 from voicetriage import __version__
 from voicetriage.core.errors import ConfigError
 from voicetriage.core.events import to_message
-from voicetriage.triage.policy import jsonable
+from voicetriage.core.serialize import jsonable
 
 log = logging.getLogger(__name__)
 

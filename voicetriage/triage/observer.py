@@ -21,10 +21,15 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from voicetriage.core.config import Config, _section
-from voicetriage.core.events import CallInfo, CallSummary, Dtmf
-from voicetriage.triage.policy import Hint, Policy, PolicyState, jsonable, load_policy
-from voicetriage.triage.profiles import Profile, ProfileStore, open_store, profile_signal
-from voicetriage.triage.signals.base import Signal
+from voicetriage.core.events import CallInfo, CallSummary, Dtmf, Hint, Signal
+from voicetriage.core.serialize import jsonable
+from voicetriage.triage.policy import Policy, PolicyState, load_policy
+from voicetriage.triage.profiles import (
+    Profile,
+    ProfileStore,
+    open_store,
+    profile_signal,
+)
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +218,9 @@ ExtractorFactory = Callable[[str, "Mapping | None"], Sequence[Any]]
 
 
 def _default_extractors(call_id: str, config: Mapping | None) -> Sequence[Any]:
-    from voicetriage.triage.signals import default_extractors  # the signal package loads its own helpers
+    from voicetriage.triage.signals import (
+        default_extractors,  # the signal package loads its own helpers
+    )
 
     return default_extractors(call_id, config)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from voicetriage.core.errors import ConfigError, VoiceTriageError
-from voicetriage.triage.signals.base import Signal
+from voicetriage.core.events import Signal
 
 AGE_BANDS = ("<40", "40-64", "65+")
 # the language signal's labels (voicetriage.triage.signals.language), so one rule can

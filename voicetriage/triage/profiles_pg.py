@@ -19,7 +19,14 @@ import threading
 from typing import Iterable, Iterator
 
 from voicetriage.core.errors import ConfigError
-from voicetriage.triage.profiles import SCHEMA_VERSION, Profile, ProfileError, ProfileStore, _profile, normalise_number
+from voicetriage.triage.profiles import (
+    SCHEMA_VERSION,
+    Profile,
+    ProfileError,
+    ProfileStore,
+    _profile,
+    normalise_number,
+)
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,18 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from voicetriage.core.events import Signal
 from voicetriage.triage.signals.age import AgeBandExtractor
-from voicetriage.triage.signals.base import CALLER, Signal, SignalExtractor
+from voicetriage.triage.signals.base import CALLER, SignalExtractor
 from voicetriage.triage.signals.comprehension import ComprehensionExtractor
 from voicetriage.triage.signals.distress import DistressExtractor
 from voicetriage.triage.signals.human_request import HumanRequestExtractor
 from voicetriage.triage.signals.language import LanguageExtractor
-from voicetriage.triage.signals.options import LANGUAGES, SignalOptions, parse_signal_options
+from voicetriage.triage.signals.options import (
+    LANGUAGES,
+    SignalOptions,
+    parse_signal_options,
+)
 from voicetriage.triage.signals.prosody import ProsodyTracker
 from voicetriage.triage.signals.rate import SpeakingRateExtractor
 

@@ -26,8 +26,8 @@ import math
 
 import numpy as np
 
-from voicetriage.core.events import Final
-from voicetriage.triage.signals.base import CALLER, Signal
+from voicetriage.core.events import Final, Signal
+from voicetriage.triage.signals.base import CALLER
 from voicetriage.triage.signals.options import AgeOptions
 from voicetriage.triage.signals.prosody import ProsodyTracker, VoiceStats
 from voicetriage.triage.signals.text import count_syllables

@@ -22,8 +22,8 @@ from collections import deque
 
 import numpy as np
 
-from voicetriage.core.events import Final
-from voicetriage.triage.signals.base import CALLER, Signal
+from voicetriage.core.events import Final, Signal
+from voicetriage.triage.signals.base import CALLER
 
 
 def _ramp(x: float, good: float, bad: float) -> float:

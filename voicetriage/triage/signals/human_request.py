@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from voicetriage.core.events import Dtmf, Final, Partial
-from voicetriage.triage.signals.base import CALLER, Signal
+from voicetriage.core.events import Dtmf, Final, Partial, Signal
+from voicetriage.triage.signals.base import CALLER
 from voicetriage.triage.signals.belief import belief
 from voicetriage.triage.signals.options import HumanRequestOptions
 from voicetriage.triage.signals.text import normalize

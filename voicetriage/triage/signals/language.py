@@ -31,8 +31,8 @@ from typing import Mapping
 
 import numpy as np
 
-from voicetriage.core.events import Final
-from voicetriage.triage.signals.base import CALLER, Signal
+from voicetriage.core.events import Final, Signal
+from voicetriage.triage.signals.base import CALLER
 from voicetriage.triage.signals.options import LANGUAGES, LanguageOptions
 from voicetriage.triage.signals.text import script_stats, to_simplified
 

@@ -38,8 +38,8 @@ from typing import Callable
 
 import numpy as np
 
-from voicetriage.core.events import Final
-from voicetriage.triage.signals.base import CALLER, Signal
+from voicetriage.core.events import Final, Signal
+from voicetriage.triage.signals.base import CALLER
 from voicetriage.triage.signals.comprehension import not_followed
 from voicetriage.triage.signals.options import SpeakingRateOptions
 from voicetriage.triage.signals.text import count_syllables, countable

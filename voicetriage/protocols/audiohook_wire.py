@@ -1,0 +1,115 @@
+"""AudioHook wire values: ISO 8601 durations, transcript word tokens and confidences."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, is_dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from voicetriage.core.errors import ProtocolError
+
+RATE = 8000
+_DURATION_RE = re.compile(r"^PT(\d+(?:\.\d*)?|\.\d+)S$")
+# CJK ideographs, kana and hangul are one word token each; other scripts split at spaces
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_TOKEN_RE = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")
+_PUNCT_RE = re.compile(r"^[\W_]+$")
+
+
+def parse_duration(value: object) -> Decimal:
+    """``PT1.25S`` -> Decimal seconds (exact); raises ProtocolError."""
+    if not isinstance(value, str) or not _DURATION_RE.match(value):
+        raise ProtocolError(f"{value!r} is not a duration of the form PT<seconds>S", code="malformed_message")
+    try:
+        return Decimal(value[2:-1])
+    except InvalidOperation:  # pragma: no cover - the regex admits only decimals
+        raise ProtocolError(f"bad duration {value!r}", code="malformed_message") from None
+
+
+def format_duration(seconds: float | Decimal) -> str:
+    """Seconds -> ``PT<seconds>S`` with at most nanosecond digits, no trailing zeros."""
+    ns = int((Decimal(str(seconds)) * 1_000_000_000).to_integral_value())
+    ns = max(ns, 0)
+    whole, frac = divmod(ns, 1_000_000_000)
+    text = f"{whole}.{frac:09d}".rstrip("0").rstrip(".")
+    return f"PT{text}S"
+
+
+def samples_duration(samples: int) -> str:
+    """A sample count at 8 kHz as an exact duration."""
+    return format_duration(Decimal(samples) / RATE)
+
+
+def word_tokens(text: str, offset: Decimal, duration: Decimal, confidence: float,
+                language: str | None = None) -> list[dict[str, Any]]:
+    """Word tokens of a transcript, spread over its time span.
+
+    The recogniser gives no word timestamps, so each word gets a share of the
+    utterance's duration in proportion to its length in characters (a CJK
+    character is one word) and the utterance's confidence: an approximation,
+    in order and without overlap. Punctuation joins the word before it.
+    Offsets are whole milliseconds and strictly increasing.
+    """
+    words: list[str] = []
+    for piece in _TOKEN_RE.findall(text):
+        if words and _PUNCT_RE.match(piece):
+            words[-1] += piece
+        else:
+            words.append(piece)
+    if not words:
+        return []
+    total_ms = max(int(duration * 1000), len(words))
+    weights = [max(1, len(re.sub(r"[\W_]", "", w))) for w in words]
+    scale = Decimal(total_ms) / sum(weights)
+    bounds = [0]
+    acc = 0
+    for w in weights:
+        acc += w
+        bounds.append(max(bounds[-1] + 1, int((acc * scale).to_integral_value())))
+    base_ms = int((offset * 1000).to_integral_value())
+    tokens = []
+    for word, a, b in zip(words, bounds, bounds[1:]):
+        tok: dict[str, Any] = {
+            "type": "word",
+            "value": word,
+            "confidence": confidence,
+            "offset": format_duration(Decimal(base_ms + a) / 1000),
+            "duration": format_duration(Decimal(b - a) / 1000),
+        }
+        if language:
+            tok["language"] = language
+        tokens.append(tok)
+    return tokens
+
+
+def _confidence(avg_logprob: float) -> float:
+    """Whisper's mean token log-probability as a 0..1 confidence."""
+    if not math.isfinite(avg_logprob):
+        return 0.0
+    return round(min(1.0, max(0.0, math.exp(avg_logprob))), 3)
+
+_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_LANG_RE = re.compile(r"^[a-z]{2,3}-[A-Za-z]{2,3}$")
+
+
+def _is_uuid(value: object) -> bool:
+    return isinstance(value, str) and bool(_UUID_RE.match(value))
+
+
+def _is_seq(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _json_default(obj: object) -> object:
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return asdict(obj)
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    for cast in (float, str):  # numpy scalars and the like
+        try:
+            return cast(obj)  # type: ignore[call-arg]
+        except (TypeError, ValueError):
+            continue
+    return repr(obj)
