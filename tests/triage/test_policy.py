@@ -8,7 +8,8 @@ import tomllib
 import pytest
 
 from voicetriage.core.errors import ConfigError
-from voicetriage.core.events import Hint, Signal, to_message
+from voicetriage.core.events import Hint, Signal
+from voicetriage.core.serialize import to_message
 from voicetriage.triage.policy import load_policy, parse_policy
 
 

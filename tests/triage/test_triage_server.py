@@ -23,7 +23,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from voicetriage.triage.observer import install_triage, triage_config
+from voicetriage.server.setup import install
+from voicetriage.triage.observer import triage_config
 from voicetriage.triage.profiles import ProfileStore
 
 
@@ -146,7 +147,7 @@ def triage_server(base_engine, start_server, tmp_path_factory, hook):
         extra={"triage": {"profiles_db": str(tmp / "profiles.db"), "events_token": "dashboard-token",
                           "webhook_url": hook.url}},
     )
-    server = start_server(base_engine, config, lambda app: install_triage(app, config, triage_config(config)))
+    server = start_server(base_engine, config, lambda app: install(app, config, triage_config(config)))
     server.event_log = tmp / "events.jsonl"
     return server
 
@@ -297,7 +298,7 @@ async def test_server_stop_flushes_the_call_and_the_sinks(tiny_engine, tmp_path)
     config = make_config("tiny.en", server={"event_log": str(tmp_path / "events.jsonl")})
     config = dataclasses.replace(config, extra={"triage": {"webhook_url": receiver.url}})
     runtime = {}
-    srv = ServerThread(tiny_engine, config, lambda app: runtime.setdefault("r", install_triage(app, config)))
+    srv = ServerThread(tiny_engine, config, lambda app: runtime.setdefault("r", install(app, config)))
     try:
         sub = await connect(f"ws://127.0.0.1:{srv.port}/events?types=hint,summary")
         assert json.loads(await sub.recv())["type"] == "subscribed"

@@ -21,11 +21,10 @@ import numpy as np
 from voicetriage.asr.registry import ResolvedModel, resolve_model
 from voicetriage.core.config import AsrConfig
 from voicetriage.core.errors import ModelError
-from voicetriage.core.events import AsrResult
+from voicetriage.core.events import SAMPLE_RATE, AsrResult
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 MAX_WINDOW_S = 30.0
 
 # prompts for the dialect-probe experiment: the same audio decoded twice

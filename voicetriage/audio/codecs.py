@@ -13,8 +13,8 @@ import numpy as np
 import soxr
 
 from voicetriage.core.errors import AudioFormatError
+from voicetriage.core.events import SAMPLE_RATE as TARGET_RATE
 
-TARGET_RATE = 16000
 ENCODINGS = ("pcm16", "mulaw", "alaw")
 SAMPLE_RATES = (8000, 16000, 24000, 48000)
 _ALIASES = {

@@ -15,8 +15,7 @@ import numpy as np
 
 from voicetriage.audio.vad import WINDOW
 from voicetriage.core.config import StreamConfig
-
-RATE = 16000
+from voicetriage.core.events import SAMPLE_RATE as RATE
 
 
 @dataclass(frozen=True)

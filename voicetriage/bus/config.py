@@ -7,7 +7,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
-from voicetriage.core.config import Config, _section
+from voicetriage.core.config import Config, build_section
 from voicetriage.core.errors import ConfigError
 
 #: event kinds a server can publish
@@ -84,7 +84,7 @@ def bus_config(config: Config, **overrides: Any) -> BusConfig:
     """The typed ``[bus]`` section (from ``config.extra``) plus CLI overrides."""
     values = dict(config.extra.get(EXTRA, {}) or {})
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return validate(_section(BusConfig, values, EXTRA))
+    return validate(build_section(BusConfig, values, EXTRA, config.source))
 
 
 def require_redis():

@@ -22,6 +22,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from voicetriage.core.serialize import dumps
+
 FIELDS = ("type", "call_id", "node", "run", "seq", "ts", "data")
 
 
@@ -65,7 +67,7 @@ def encode_entry(message: Mapping[str, Any], *, node: str, run: str, seq: int, t
         "run": run,
         "seq": str(seq),
         "ts": f"{ts:.3f}",
-        "data": json.dumps(message, ensure_ascii=False, separators=(",", ":")),
+        "data": dumps(message),
     }
 
 

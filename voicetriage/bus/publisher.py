@@ -23,6 +23,7 @@ from typing import Any
 
 from voicetriage.bus.config import BusConfig, require_redis
 from voicetriage.bus.entry import encode_entry
+from voicetriage.core.serialize import client_message
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +71,7 @@ class BusPublisher:
     def __call__(self, event: object) -> None:
         if getattr(event, "kind", None) not in self.kinds:
             return
-        from voicetriage.sinks.events_ws import message
-
-        self.publish_message(message(event))
+        self.publish_message(client_message(event))
 
     def publish_message(self, msg: dict) -> None:
         call_id = str(msg.get("call_id") or "")

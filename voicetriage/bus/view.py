@@ -18,6 +18,7 @@ from typing import Any
 from voicetriage.bus.config import BusConfig, require_redis
 from voicetriage.bus.entry import BadEntry, Dedup, parse_entry
 from voicetriage.core.hub import EventHub
+from voicetriage.core.serialize import client_message
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,7 @@ class LocalEvent:
     @property
     def bus_message(self) -> dict:
         if self._msg is None:
-            from voicetriage.sinks.events_ws import message
-
-            self._msg = {**message(self.event), "node": self.node}
+            self._msg = {**client_message(self.event), "node": self.node}
         return self._msg
 
 

@@ -94,7 +94,7 @@ def run_import(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     import datetime as _dt
 
-    from voicetriage.core.events import to_message
+    from voicetriage.core.serialize import to_message
     from voicetriage.triage.profiles import (
         connect_store,
         normalise_number,

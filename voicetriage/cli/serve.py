@@ -56,15 +56,15 @@ def build_app(args: argparse.Namespace, config):
     """The App with every protocol and extension this installation has."""
     from voicetriage.pipeline.engine import Engine
     from voicetriage.server.app import App
-    from voicetriage.server.telephony import install as install_telephony
-    from voicetriage.triage.observer import install_triage
+    from voicetriage.server.setup import install
 
     triage = triage_from_args(args, config)  # a bad policy or profile store fails before the model loads
     telephony = telephony_from_args(args, config)
     engine = Engine.load(config)
     app = App(config, engine)
-    app.triage = install_triage(app, config, triage)  # signals + policy per call, hint sinks, /events
-    install_telephony(app, telephony)  # /twilio, /audiohook, AudioSocket TCP port
+    # signals + policy per call; event log, webhook, /events; /twilio, /audiohook, AudioSocket
+    app.installed = install(app, config, triage, telephony)
+    app.triage = app.installed.triage
     return app
 
 

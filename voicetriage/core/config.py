@@ -2,17 +2,38 @@
 
 Nothing reads configuration from globals or the environment; the CLI builds a
 :class:`Config` and passes it (or its parts) to whatever it starts.
+
+Every section of the file is registered in :data:`SECTIONS`, each a typed
+dataclass (or, for ``[signals]``, its own parser). :func:`load_config` builds
+them all at start: an unknown section or key, a value of the wrong type or out
+of its range is refused with the file, the section, the key and what is
+allowed. Ranges are declared on the fields with :func:`opt`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import importlib
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from voicetriage.core.errors import ConfigError
+
+_NO_DEFAULT: Any = dataclasses.MISSING
+
+
+def opt(default: Any = _NO_DEFAULT, *, default_factory: Callable[[], Any] | None = None,
+        min: float | None = None, max: float | None = None, gt: float | None = None,  # noqa: A002
+        choices: tuple | None = None) -> Any:
+    """A config field with its allowed range (``min <= v <= max``, ``v > gt``) or ``choices``."""
+    meta = {k: v for k, v in (("min", min), ("max", max), ("gt", gt), ("choices", choices)) if v is not None}
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
@@ -27,16 +48,17 @@ class AsrConfig:
     """
 
     model: str = "base"
-    device: str = "cpu"
-    compute_type: str = "int8"
+    device: str = opt("cpu", choices=("cpu", "cuda", "auto"))
+    compute_type: str = opt("int8", choices=("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16",
+                                             "float16", "bfloat16", "float32", "default", "auto"))
     # 1 (was 0 = one per core): on the 2-core target one intra-op thread decodes a short
     # utterance faster (0.15 vs 0.21 s) and the benchmark's p95 end-of-speech-to-final at
     # 4 calls fell from 2.04 to 1.01 s; 30 s batch windows are within 10% either way.
-    cpu_threads: int = 1  # 0: one per core
+    cpu_threads: int = opt(1, min=0, max=256)  # 0: one per core
     # parallel inference threads sharing the one model (CTranslate2 num_workers);
     # 0: one per ``cpu_threads`` cores, so a 2-core machine runs two decodes at once
-    inference_workers: int = 0
-    beam_size: int = 1
+    inference_workers: int = opt(0, min=0, max=64)
+    beam_size: int = opt(1, min=1, max=10)
     language: str | None = None  # force a language for every call
     # The languages callers may speak (e.g. ["zh", "en"]): detection is restricted to
     # them and the detector's probabilities renormalised over them. Empty: any.
@@ -44,24 +66,24 @@ class AsrConfig:
     # Call-level language prior: each earlier final of a track adds gain x its detector
     # probability to its language's factor (1 + ...), capped at language_prior_max; an
     # utterance switches language only if the detector is that many times surer of it.
-    language_prior_gain: float = 2.0
-    language_prior_max: float = 9.0
+    language_prior_gain: float = opt(2.0, min=0)
+    language_prior_max: float = opt(9.0, min=1)
     # faster-whisper's decoding safeguards, on finals: a decode whose compression ratio
     # is above the threshold (or that repeats a run, see asr.is_loop) or whose average
     # log-probability is below log_prob_threshold (unless no_speech_prob says silence)
     # is sampled again at the next temperature, best of best_of samples.
-    compression_ratio_threshold: float = 2.4
-    log_prob_threshold: float = -1.0
-    no_speech_threshold: float = 0.6
+    compression_ratio_threshold: float = opt(2.4, gt=0)
+    log_prob_threshold: float = opt(-1.0, max=0)
+    no_speech_threshold: float = opt(0.6, min=0, max=1)
     temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-    best_of: int = 3
-    no_repeat_ngram_size: int = 0
+    best_of: int = opt(3, min=1, max=10)
+    no_repeat_ngram_size: int = opt(0, min=0)
     # prompt a final's decoder with the track's previous final (same language only)
     condition_on_previous_text: bool = False
     # Cantonese-vs-Mandarin two-prompt probe on zh finals (multilingual models only),
     # for the first dialect_probe_finals zh finals of each track (2 extra greedy decodes each)
     dialect_probe: bool = True
-    dialect_probe_finals: int = 3
+    dialect_probe_finals: int = opt(3, min=0)
 
     def __post_init__(self) -> None:
         where = "asr"
@@ -77,9 +99,9 @@ class AsrConfig:
             raise ConfigError(f"{where}.language_prior_max must be >= 1 and language_prior_gain >= 0")
         if self.dialect_probe_finals < 0 or self.no_repeat_ngram_size < 0:
             raise ConfigError(f"{where}.dialect_probe_finals and no_repeat_ngram_size must be >= 0")
-    min_window_s: float = 10.0
-    window_step_s: float = 5.0
-    max_batch: int = 4
+    min_window_s: float = opt(10.0, gt=0, max=30)
+    window_step_s: float = opt(5.0, gt=0, max=30)
+    max_batch: int = opt(4, min=1, max=64)
     model_cache_dir: str | None = None  # where joined split weights go
 
 
@@ -87,32 +109,32 @@ class AsrConfig:
 class StreamConfig:
     """Utterance segmentation and partial results."""
 
-    vad_threshold: float = 0.5
-    vad_neg_threshold: float = 0.35
+    vad_threshold: float = opt(0.5, gt=0, max=1)
+    vad_neg_threshold: float = opt(0.35, min=0, max=1)
     # zero the VAD's LSTM state after this much non-speech (below vad_neg_threshold;
     # 0: never): the state carried from a loud talker hid a quiet one completely
     # (max speech probability 0.55 instead of 0.96). 1000 ms changes 46 of 20709
     # windows of the kit's clips streamed alone; 500 ms changed 248.
-    vad_reset_silence_ms: int = 1000
-    min_speech_ms: int = 200
-    end_silence_ms: int = 500
-    max_utterance_s: float = 15.0
-    pre_roll_ms: int = 200
-    partial_interval_s: float = 1.0
-    min_partial_audio_s: float = 0.3  # was 0.5: first partial 0.2 s sooner (benchmarks/results/)
+    vad_reset_silence_ms: int = opt(1000, min=0)
+    min_speech_ms: int = opt(200, min=0, max=10_000)
+    end_silence_ms: int = opt(500, min=50, max=10_000)
+    max_utterance_s: float = opt(15.0, min=1, max=30)  # Whisper hears 30 s at most
+    pre_roll_ms: int = opt(200, min=0, max=2000)
+    partial_interval_s: float = opt(1.0, min=0.1)
+    min_partial_audio_s: float = opt(0.3, min=0)  # was 0.5: first partial 0.2 s sooner (benchmarks/results/)
     # a partial as soon as a pause of this long starts inside an utterance (0: off), so
     # the end of a phrase is seen before the final; once per pause
-    pause_partial_ms: int = 200
+    pause_partial_ms: int = opt(200, min=0)
 
 
 @dataclass(frozen=True)
 class ServerConfig:
     host: str = "127.0.0.1"
-    port: int = 8765
-    max_message_bytes: int = 1 << 20  # one websocket message
-    max_calls: int = 64
-    idle_timeout_s: float = 30.0  # no message for this long ends a call
-    max_call_s: float = 4 * 3600.0
+    port: int = opt(8765, min=0, max=65535)  # 0: any free port
+    max_message_bytes: int = opt(1 << 20, min=1024, max=64 << 20)  # one websocket message
+    max_calls: int = opt(64, min=1)
+    idle_timeout_s: float = opt(30.0, gt=0)  # no message for this long ends a call
+    max_call_s: float = opt(4 * 3600.0, gt=0)
     event_log: str | None = None  # append-only JSONL of finals (and hints)
 
 
@@ -121,30 +143,132 @@ class Config:
     asr: AsrConfig = field(default_factory=AsrConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
-    extra: Mapping[str, Any] = field(default_factory=dict)  # other sections, for later stages
+    # the stages' own sections (telephony, triage, bus, signals) as written, already
+    # validated by load_config; each stage builds its typed object from them
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    source: str = "defaults"  # the file it came from, for messages
 
 
-def _section(cls: type, values: Mapping[str, Any], where: str) -> Any:
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(values) - set(known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown option(s) {', '.join(sorted(unknown))}")
+#: Every section of the config file, in one place: name -> its typed class, or
+#: "module:attribute" of a stage's class or parser (imported when a file has it).
+SECTIONS: dict[str, Any] = {
+    "asr": AsrConfig,
+    "stream": StreamConfig,
+    "server": ServerConfig,
+    "telephony": "voicetriage.server.telephony:TelephonyConfig",
+    "triage": "voicetriage.triage.observer:TriageConfig",
+    "bus": "voicetriage.bus.config:BusConfig",
+    "signals": "voicetriage.triage.signals.options:parse_signal_options",
+}
+#: stage sections whose typed object needs more checks than types and ranges
+_CHECKS = {
+    "telephony": "voicetriage.server.telephony:check_telephony",
+    "bus": "voicetriage.bus.config:validate",
+}
+
+
+def _resolve(ref: Any) -> Any:
+    if not isinstance(ref, str):
+        return ref
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict, "tuple": tuple,
+          "None": type(None)}
+
+
+def _allowed_types(f: dataclasses.Field) -> tuple[type, ...]:
+    ann = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    out = []
+    for part in ann.split("|"):
+        base = part.strip().split("[", 1)[0]
+        if base in _TYPES:
+            out.append(_TYPES[base])
+    return tuple(out)
+
+
+def _type_name(types: tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list",
+             dict: "a table", tuple: "a list", type(None): "absent"}
+    return " or ".join(dict.fromkeys(names[t] for t in types if t is not type(None))) or "a value"
+
+
+def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
+    types = _allowed_types(f)
+    if not types:
+        return value
+    if value is None and type(None) in types:
+        return None
+    if isinstance(value, bool):
+        if bool in types:
+            return value
+    elif isinstance(value, int) and int in types:
+        return value
+    elif isinstance(value, (int, float)) and float in types:
+        return float(value)
+    elif isinstance(value, (list, tuple)) and (tuple in types or list in types):
+        return tuple(value) if tuple in types else list(value)
+    elif isinstance(value, str) and str in types:
+        return value
+    elif isinstance(value, dict) and dict in types:
+        return value
+    raise ConfigError(f"{where} = {value!r}: expected {_type_name(types)}")
+
+
+def _check_range(f: dataclasses.Field, value: Any, where: str) -> None:
+    m = f.metadata
+    if not m or value is None:
+        return
+    if "choices" in m and value not in m["choices"]:
+        raise ConfigError(f"{where} = {value!r}: must be one of {', '.join(map(str, m['choices']))}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{where} = {value!r}: must be a finite number")
+        lo, hi, gt = m.get("min"), m.get("max"), m.get("gt")
+        ok = (gt is None or value > gt) and (lo is None or value >= lo) and (hi is None or value <= hi)
+        if not ok:
+            if lo is not None and hi is not None:
+                allowed = f"between {lo:g} and {hi:g}"
+            else:
+                allowed = " and ".join(x for x in (f"> {gt:g}" if gt is not None else "",
+                                                   f">= {lo:g}" if lo is not None else "",
+                                                   f"<= {hi:g}" if hi is not None else "") if x)
+            raise ConfigError(f"{where} = {value!r}: must be {allowed}")
+
+
+def _suggest(name: str, known: Any) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def build_section(cls: type, values: Mapping[str, Any], section: str, source: str | None = None) -> Any:
+    """The typed ``[section]`` from ``values``: unknown keys, wrong types and
+    out-of-range values raise ConfigError naming ``source``, section and key."""
+    prefix = f"{source}: " if source else ""
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{prefix}[{section}] must be a table of options, got {values!r}")
+    known = {f.name: f for f in dataclasses.fields(cls) if f.init}
     kwargs = {}
     for name, value in values.items():
-        default = getattr(cls(), name)
-        if isinstance(default, tuple):
-            if not isinstance(value, (list, tuple)):
-                raise ConfigError(f"{where}.{name}: expected a list, got {value!r}")
-            value = tuple(value)
-        elif default is not None and not isinstance(value, type(default)):
-            # ints are fine where floats are expected
-            if not (isinstance(default, float) and isinstance(value, int)):
-                raise ConfigError(
-                    f"{where}.{name}: expected {type(default).__name__}, got {value!r}"
-                )
-            value = float(value)
+        if name not in known:
+            raise ConfigError(f"{prefix}[{section}] unknown option {name!r}{_suggest(name, known)}; "
+                              f"options: {', '.join(known)}")
+        where = f"{prefix}[{section}] {name}"
+        value = _coerce(known[name], value, where)
+        _check_range(known[name], value, where)
         kwargs[name] = value
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:
+        raise ConfigError(f"{prefix}{e}") from None
+
+
+def section_config(config: Config, name: str, cls: type, overrides: Mapping[str, Any] | None = None) -> Any:
+    """A stage's typed section from ``config.extra`` plus CLI ``overrides`` (None ignored)."""
+    values = dict(config.extra.get(name, {}) or {})
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return build_section(cls, values, name, config.source if not overrides else None)
 
 
 def load_config(path: str | Path | None = None, **overrides: Mapping[str, Any]) -> Config:
@@ -152,24 +276,54 @@ def load_config(path: str | Path | None = None, **overrides: Mapping[str, Any]) 
 
     ``overrides`` are per section, e.g. ``asr={"model": "tiny.en"}``; ``None``
     values are ignored so CLI flags that were not given keep the file's value.
+    Every section is checked now (see :data:`SECTIONS`); raises ConfigError.
     """
     data: dict[str, Any] = {}
+    source = "defaults"
     if path is not None:
         p = Path(path)
+        source = str(p)
         try:
             data = tomllib.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"config file {p} does not exist") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"config file {p}: {e}") from None
-    sections = {"asr": AsrConfig, "stream": StreamConfig, "server": ServerConfig}
+    for name in data:
+        if name not in SECTIONS:
+            raise ConfigError(f"{source}: unknown section [{name}]{_suggest(name, SECTIONS)}; "
+                              f"sections: {', '.join(SECTIONS)}")
     built: dict[str, Any] = {}
-    for name, cls in sections.items():
-        values = dict(data.get(name, {}))
-        values.update({k: v for k, v in overrides.get(name, {}).items() if v is not None})
-        built[name] = _section(cls, values, name)
-    extra = {k: v for k, v in data.items() if k not in sections}
-    return Config(**built, extra=extra)
+    for name in ("asr", "stream", "server"):
+        file_values = data.get(name, {})
+        if not isinstance(file_values, Mapping):
+            raise ConfigError(f"{source}: [{name}] must be a table of options")
+        build_section(SECTIONS[name], file_values, name, source)  # the file's own mistakes, named as such
+        flags = {k: v for k, v in overrides.get(name, {}).items() if v is not None}
+        build_section(SECTIONS[name], flags, name, "command line")
+        built[name] = build_section(SECTIONS[name], {**file_values, **flags}, name, source)
+    extra = {k: v for k, v in data.items() if k not in built}
+    for name, values in extra.items():
+        check_stage_section(name, values, source)
+    return Config(**built, extra=extra, source=source)
 
 
-__all__ = ["AsrConfig", "StreamConfig", "ServerConfig", "Config", "load_config"]
+def check_stage_section(name: str, values: Any, source: str) -> Any:
+    """Build (and so check) a stage's section now, so a mistake fails at start."""
+    target = _resolve(SECTIONS[name])
+    if dataclasses.is_dataclass(target):
+        typed = build_section(target, values, name, source)
+        if name in _CHECKS:
+            try:
+                typed = _resolve(_CHECKS[name])(typed)
+            except ConfigError as e:
+                raise ConfigError(f"{source}: {e}") from None
+        return typed
+    try:
+        return target(values)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+
+
+__all__ = ["AsrConfig", "StreamConfig", "ServerConfig", "Config", "SECTIONS", "load_config", "build_section",
+           "section_config", "opt"]

@@ -9,8 +9,13 @@ seconds relative to the start of the call's audio (the first sample received).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
+
+#: the sample rate of every stage after audio/ decodes the wire (Whisper's, Silero's)
+SAMPLE_RATE = 16000
+#: the keypad digits a Dtmf event carries
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,24 @@ class Dtmf:
 
 
 @dataclass(frozen=True)
+class CallError:
+    """Something of one call failed and the call goes on (for example the
+    recogniser failed on an utterance: its final is missing). ``code`` is stable
+    (docs/protocol.md); ``start``/``end`` locate the audio concerned (call time)."""
+
+    kind: ClassVar[str] = "error"
+
+    call_id: str
+    code: str
+    message: str
+    track: str | None = None
+    utterance: int | None = None
+    start: float | None = None
+    end: float | None = None
+    fatal: bool = False
+
+
+@dataclass(frozen=True)
 class CallSummary:
     """Sent once when a call ends."""
 
@@ -144,16 +167,6 @@ class CallSummary:
     finals: tuple[Final, ...]
     languages: dict[str, float]
     duration_s: float
-
-
-def to_dict(event: Any) -> dict[str, Any]:
-    """A JSON-ready dict of a dataclass event (tuples become lists)."""
-    return asdict(event)
-
-
-def to_message(event: Any) -> dict[str, Any]:
-    """The wire/log form of an event: ``{"type": event.kind, **fields}``."""
-    return {"type": event.kind, **asdict(event)}
 
 
 @dataclass(frozen=True)
@@ -211,6 +224,8 @@ class Hint:
 
 
 __all__ = [
+    "SAMPLE_RATE",
+    "DTMF_DIGITS",
     "CallInfo",
     "Signal",
     "Hint",
@@ -218,7 +233,6 @@ __all__ = [
     "Partial",
     "Final",
     "Dtmf",
+    "CallError",
     "CallSummary",
-    "to_dict",
-    "to_message",
 ]

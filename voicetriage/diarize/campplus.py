@@ -19,9 +19,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from voicetriage.core.events import SAMPLE_RATE
+
 FEAT_DIM = 80
 EMBEDDING_DIM = 192
-SAMPLE_RATE = 16000
 
 
 def _bn_relu(channels: int) -> nn.Sequential:

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from voicetriage.core.errors import ConfigError
+from voicetriage.core.events import SAMPLE_RATE as RATE
 
-RATE = 16000
 _FRAME = 320  # 20 ms
 
 

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from voicetriage.core.errors import ConfigError, ModelError
+from voicetriage.core.events import SAMPLE_RATE
 from voicetriage.diarize import environment
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 SEGMENTATION_MODEL = "segmentation-3.0"
 EMBEDDING_MODEL = "campplus-zh-en"
 # Agglomerative clustering on cosine distances of CAM++ embeddings. The

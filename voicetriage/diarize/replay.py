@@ -20,9 +20,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from voicetriage.core.errors import ConfigError
+from voicetriage.core.events import SAMPLE_RATE as RATE
 from voicetriage.core.events import CallInfo
-
-RATE = 16000
 
 
 @dataclass

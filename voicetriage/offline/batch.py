@@ -27,6 +27,7 @@ from voicetriage.core.errors import (
     OutputError,
     VoiceTriageError,
 )
+from voicetriage.core.events import SAMPLE_RATE
 from voicetriage.offline.formats import (
     FORMATS,
     Segment,
@@ -39,7 +40,6 @@ from voicetriage.offline.formats import (
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus", ".webm"})
 CHANNEL_MODES = ("mono", "split")
 _LABEL_FORBIDDEN = set("[]<>&,\r\n\t")

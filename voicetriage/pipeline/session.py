@@ -26,7 +26,15 @@ from voicetriage.audio.segmenter import Segmenter, SpeechEnded
 from voicetriage.audio.vad import WINDOW_S, VadModel
 from voicetriage.core.config import AsrConfig, StreamConfig
 from voicetriage.core.errors import AudioFormatError
-from voicetriage.core.events import CallInfo, CallSummary, Dtmf, Final, Partial
+from voicetriage.core.events import (
+    DTMF_DIGITS,
+    CallError,
+    CallInfo,
+    CallSummary,
+    Dtmf,
+    Final,
+    Partial,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +54,6 @@ class CallObserver(Protocol):
 
 ObserverFactory = Callable[[CallInfo], "CallObserver | None"]
 
-DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
 
 @dataclass
@@ -412,7 +419,14 @@ class CallSession:
             result = e
         if previous is not None:  # finals of a track go out in order
             await asyncio.gather(previous, return_exceptions=True)
-        if isinstance(result, BaseException) or result is None:
+        if isinstance(result, BaseException):
+            # the audio is gone for the recogniser: say so rather than drop it silently
+            self._emit(CallError(self.info.call_id, "final_failed",
+                                 f"recognition failed for utterance {ev.utterance}: {type(result).__name__}: {result}",
+                                 track=t.name, utterance=ev.utterance, start=round(ev.start, 3),
+                                 end=round(ev.end, 3)))
+            return
+        if result is None:
             return
         text = result.text
         # Whisper's "no speech" guess plus a poor score: a cough, not words. But once

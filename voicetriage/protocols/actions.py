@@ -1,8 +1,8 @@
 """What a telephony protocol state machine asks its socket glue to do.
 
-The Twilio, AudioHook and AudioSocket modules are sans-I/O: they are fed what
+The native, Twilio, AudioHook and AudioSocket modules are sans-I/O: they are fed what
 arrived on the wire and return a list of these actions, in order. The asyncio
-glue (:mod:`voicetriage.server.telephony`) performs them against the call's
+driver (:mod:`voicetriage.server.connection`) performs them against the call's
 :class:`~voicetriage.pipeline.session.CallSession` and the socket, so the protocol logic
 stays deterministic and testable without sockets or models.
 """
@@ -60,18 +60,29 @@ class EndUtterance:
 
 @dataclass(frozen=True)
 class PushDigit:
-    """A keypad digit at call time ``time`` (seconds since the call's first sample)."""
+    """A keypad digit at call time ``time`` (seconds since the call's first sample;
+    None: the track's current audio time). ``track`` None: the call's first track."""
 
     digit: str
-    track: str
-    time: float
+    track: str | None
+    time: float | None = None
 
 
 @dataclass(frozen=True)
 class Send:
-    """A message for the peer: ``str`` goes out as a websocket text frame, ``bytes`` raw."""
+    """A message for the peer: ``str`` goes out as a websocket text frame, ``bytes`` raw.
+
+    ``kind``: the event kind it carries, if any (a final, hint or summary the peer
+    can no longer receive is logged as undelivered)."""
 
     message: str | bytes
+    kind: str | None = None
+
+
+@dataclass(frozen=True)
+class QueryHealth:
+    """The peer asked for the server's health: the driver answers through the
+    protocol's ``health_report``."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,6 @@ class EndCall:
     code: str | None = None
 
 
-Action = StartCall | PushAudio | PushGap | EndUtterance | PushDigit | Send | EndCall
+Action = StartCall | PushAudio | PushGap | EndUtterance | PushDigit | Send | QueryHealth | EndCall
 
-__all__ = ["StartCall", "PushAudio", "PushGap", "EndUtterance", "PushDigit", "Send", "EndCall", "Action"]
+__all__ = ["StartCall", "PushAudio", "PushGap", "EndUtterance", "PushDigit", "Send", "QueryHealth", "EndCall", "Action"]

@@ -31,13 +31,13 @@ import dataclasses
 import json
 import logging
 import uuid
-from dataclasses import asdict, is_dataclass
 from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
 from voicetriage.audio.codecs import AudioSpec
 from voicetriage.core.errors import ProtocolError
 from voicetriage.core.events import CallInfo
+from voicetriage.core.serialize import dumps, to_dict
 from voicetriage.protocols.actions import (
     Action,
     EndCall,
@@ -55,11 +55,17 @@ from voicetriage.protocols.audiohook_wire import (
     _confidence,
     _is_seq,
     _is_uuid,
-    _json_default,
     format_duration,
     parse_duration,
     samples_duration,
     word_tokens,
+)
+from voicetriage.protocols.machine import (
+    CLOSE_GOING_AWAY,
+    CLOSE_GRACE_S,
+    CLOSE_NORMAL,
+    Close,
+    Machine,
 )
 
 log = logging.getLogger(__name__)
@@ -91,13 +97,17 @@ class _ClientError(Exception):
     """A client message that breaks the protocol: answered with disconnect(error)."""
 
 
-class AudioHookSession:
+class AudioHookSession(Machine):
     """One AudioHook session (one websocket), server side.
 
     ``session_id`` comes from the ``Audiohook-Session-Id`` header,
     ``organization_id`` from ``Audiohook-Organization-Id`` (it must match the
     ``open`` message), ``correlation_id`` from ``Audiohook-Correlation-Id``.
     """
+
+    name = "audiohook"
+    _draining = False  # the server is stopping: we wait a little for the close transaction
+    _gave_up = False  # no close transaction came in time
 
     def __init__(
         self,
@@ -178,7 +188,29 @@ class AudioHookSession:
         return []
 
     def idle_timeout(self, seconds: float) -> list[Action]:
+        if self._draining or self.state == "failed":
+            log.warning("audiohook %s: no close transaction within %g s", self.id, seconds)
+            self._gave_up = True
+            return []
         return self.fail(f"Client Error: no message for {seconds:g} s")
+
+    def shutdown(self) -> list[Action]:
+        self._draining = True
+        return self.abort("server shutting down", "server_shutdown")
+
+    @property
+    def reading(self) -> bool:
+        return self.state != "closed" and not self._gave_up and not self.lost
+
+    def read_timeout(self, idle_s: float) -> float | None:
+        return CLOSE_GRACE_S if (self._draining or self.state == "failed") else idle_s
+
+    def close_frame(self) -> Close | None:
+        """After ``closed`` the client closes the websocket; we close ours if it did not."""
+        if self.lost:
+            return None
+        return Close(CLOSE_GOING_AWAY if self._draining else CLOSE_NORMAL, "",
+                     wait_peer_s=CLOSE_GRACE_S if self.state == "closed" else 0.01)
 
     def on_event(self, event: object) -> list[Action]:
         """A pipeline event of this call -> an ``event`` message, where one applies."""
@@ -192,8 +224,7 @@ class AudioHookSession:
             if entity is None:
                 return []
         else:
-            data = json.loads(json.dumps(asdict(event) if is_dataclass(event) else vars(event),
-                                         default=_json_default))
+            data = to_dict(event)
             entity = {"type": f"voicetriage.{kind}", "data": data}
         msg = self._message("event", {"entities": [entity]})
         if len(msg) > MAX_TEXT_CHARS:
@@ -245,7 +276,7 @@ class AudioHookSession:
             "clientseq": self.clientseq,
             "parameters": parameters,
         }
-        return json.dumps(msg, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+        return dumps(msg)
 
     def _check_base(self, msg: object) -> None:
         if not isinstance(msg, dict):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, is_dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -100,16 +99,3 @@ def _is_uuid(value: object) -> bool:
 
 def _is_seq(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _json_default(obj: object) -> object:
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return asdict(obj)
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    for cast in (float, str):  # numpy scalars and the like
-        try:
-            return cast(obj)  # type: ignore[call-arg]
-        except (TypeError, ValueError):
-            continue
-    return repr(obj)

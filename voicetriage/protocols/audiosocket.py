@@ -35,6 +35,7 @@ from voicetriage.protocols.actions import (
     PushDigit,
     StartCall,
 )
+from voicetriage.protocols.machine import Machine
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,10 @@ class FrameDecoder:
         return len(self._buf)
 
 
-class AudioSocketCall:
+class AudioSocketCall(Machine):
     """One AudioSocket connection: UUID, then audio and digits until hangup."""
+
+    name = "audiosocket"
 
     def __init__(self, *, max_payload: int = DEFAULT_MAX_PAYLOAD, peer: str | None = None) -> None:
         self.decoder = FrameDecoder(max_payload)
@@ -132,6 +135,13 @@ class AudioSocketCall:
         if self.decoder.error is not None:
             return actions + self._fail(self.decoder.error)
         return actions
+
+    def receive_bytes(self, data: bytes) -> list[Action]:
+        return self.receive(data)
+
+    @property
+    def reading(self) -> bool:
+        return self.state != "ended" and self.ended is None and not self.lost
 
     def connection_lost(self) -> list[Action]:
         """EOF from Asterisk (socket closure is a valid hangup)."""

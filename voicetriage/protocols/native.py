@@ -1,31 +1,45 @@
 """The native voicetriage websocket protocol (docs/protocol.md), sans I/O.
 
 :func:`parse_text` validates one JSON text message from a client into a typed
-command; :func:`event_message` turns a pipeline event into the JSON the
-server sends. The socket handling lives in :mod:`voicetriage.server.app`.
+command; :class:`NativeConnection` is the connection's state machine (one call
+from ``start`` to ``stop``), run like the telephony protocols by
+:mod:`voicetriage.server.connection`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from voicetriage.audio.codecs import AudioSpec
 from voicetriage.core.errors import ProtocolError, VoiceTriageError
-from voicetriage.core.events import CallInfo, to_message
+from voicetriage.core.events import CallInfo
+from voicetriage.core.serialize import client_message, dumps
+from voicetriage.protocols.actions import (
+    Action,
+    EndCall,
+    PushAudio,
+    PushDigit,
+    QueryHealth,
+    Send,
+    StartCall,
+)
+from voicetriage.protocols.machine import (
+    CLOSE_GOING_AWAY,
+    CLOSE_NORMAL,
+    CLOSE_POLICY,
+    CLOSE_TRY_AGAIN,
+    Close,
+    Machine,
+)
+
+log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 MAX_ID_LEN = 128
-
-# close codes (RFC 6455 section 7.4.1)
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_INTERNAL = 1011
-CLOSE_TRY_AGAIN = 1013
 
 
 @dataclass(frozen=True)
@@ -161,21 +175,137 @@ def started_message(start: Start, model: str) -> dict[str, Any]:
 
 def event_message(event: object) -> dict[str, Any]:
     """A pipeline event as a server message (``type`` from the event's kind)."""
-    msg = to_message(event)
-    if msg["type"] == "partial":
-        msg["text"] = msg["stable"] + msg["unstable"]
-    return msg
+    return client_message(event)
 
 
-def dumps(msg: Mapping[str, Any]) -> str:
-    return json.dumps(msg, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+# how a call that ended for these reasons closes (the native protocol's own reasons)
+_CLOSES = {
+    "stop": Close(CLOSE_NORMAL, "call ended"),
+    "idle_timeout": Close(CLOSE_POLICY, "idle timeout"),
+    "call_too_long": Close(CLOSE_POLICY, "call too long"),
+    "server_shutdown": Close(CLOSE_GOING_AWAY, "server shutting down"),
+    "server_busy": Close(CLOSE_TRY_AGAIN, "server_busy"),
+    "server_shutting_down": Close(CLOSE_TRY_AGAIN, "server_shutting_down"),
+}
+_FATAL_START = ("server_busy", "server_shutting_down")
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (set, frozenset, tuple)):
-        return list(o)
-    if hasattr(o, "item"):  # numpy scalars
-        return o.item()
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    return str(o)
+class NativeConnection(Machine):
+    """One native-protocol connection: one call from ``start`` to ``stop``.
+
+    Errors in a message are answered with an ``error`` and the call goes on;
+    an idle client, a call over its length and a busy server get a fatal one
+    and a close (docs/protocol.md lists the codes).
+    """
+
+    name = "native"
+    retry_without_language = False  # the client set it: tell the client
+
+    def __init__(self, *, model: str, max_message_bytes: int) -> None:
+        self.model = model
+        self.max_message_bytes = max_message_bytes
+        self.state = "waiting"  # -> "starting" -> "started" -> "ended"
+        self._start: Start | None = None
+
+    @property
+    def call_id(self) -> str | None:
+        return self._start.info.call_id if self._start is not None and self.state == "started" else None
+
+    def _error(self, e: VoiceTriageError, fatal: bool = False) -> Send:
+        return Send(dumps(ErrorOut.of(e, fatal, self.call_id).to_json()), kind="error")
+
+    def _end(self, reason: str, error: VoiceTriageError | None = None) -> list[Action]:
+        out: list[Action] = []
+        if error is not None:
+            out.append(self._error(error, fatal=True))  # with the call id while there is one
+        self.state = "ended"
+        out.append(EndCall(reason, error=str(error) if error else None, code=error.code if error else None))
+        return out
+
+    def _too_large(self, n: int) -> list[Action] | None:
+        if n > self.max_message_bytes:
+            return [self._error(ProtocolError(
+                f"message of {n} bytes exceeds the limit of {self.max_message_bytes}", code="message_too_large"))]
+        return None
+
+    # -- input ----------------------------------------------------------------
+    def receive_bytes(self, data: bytes) -> list[Action]:
+        if self.state == "ended":
+            return []
+        too_large = self._too_large(len(data))
+        if too_large is not None:
+            return too_large
+        if self.state != "started":
+            return [self._error(ProtocolError("binary audio before 'start'; send a start message first",
+                                              code="audio_before_start"))]
+        return [PushAudio(data)]
+
+    def receive_text(self, text: str) -> list[Action]:
+        if self.state == "ended":
+            return []
+        too_large = self._too_large(len(text))
+        if too_large is not None:
+            return too_large
+        try:
+            cmd = parse_text(text)
+        except VoiceTriageError as e:
+            return [self._error(e)]
+        if isinstance(cmd, Health):
+            return [QueryHealth()]
+        if isinstance(cmd, Start):
+            if self.state != "waiting":
+                return [self._error(ProtocolError("call already started on this connection", code="already_started"))]
+            self.state, self._start = "starting", cmd
+            return [StartCall(cmd.info, cmd.spec, cmd.tracks)]
+        if isinstance(cmd, DtmfIn):
+            if self.state != "started":
+                return [self._error(ProtocolError("dtmf before 'start'", code="dtmf_before_start"))]
+            return [PushDigit(cmd.digit, cmd.track)]
+        if self.state != "started":  # Stop
+            return [self._error(ProtocolError("'stop' before 'start'", code="stop_before_start"))]
+        return self._end("stop")
+
+    def connection_lost(self) -> list[Action]:
+        self.lost = True
+        was, self.state = self.state, "ended"
+        return [EndCall("client_gone")] if was == "started" else []
+
+    def abort(self, message: str, code: str) -> list[Action]:
+        return self._end(code, ProtocolError(message, code=code))
+
+    def shutdown(self) -> list[Action]:
+        return self._end("server_shutdown")
+
+    # -- the pipeline's answers -------------------------------------------------
+    def call_started(self) -> list[Action]:
+        assert self._start is not None
+        self.state = "started"
+        return [Send(dumps(started_message(self._start, self.model)), kind="started")]
+
+    def start_failed(self, error: VoiceTriageError) -> list[Action]:
+        self.state, self._start = "waiting", None
+        if error.code in _FATAL_START:
+            return self._end(error.code, error)
+        return [self._error(error)]
+
+    def push_failed(self, error: VoiceTriageError) -> list[Action]:
+        return [self._error(error)]
+
+    def health_report(self, health: dict) -> list[Action]:
+        return [Send(dumps({"type": "health", **health}), kind="health")]
+
+    def on_event(self, event: object) -> list[Action]:
+        kind = getattr(event, "kind", None)
+        return [Send(dumps(event_message(event)), kind=kind)]
+
+    # -- the connection ---------------------------------------------------------
+    @property
+    def reading(self) -> bool:
+        return self.state != "ended"
+
+    def close_frame(self) -> Close | None:
+        if self.lost:
+            return None
+        e = self.ended
+        reason = e.reason if e is not None else "stop"
+        return _CLOSES.get(reason) or Close(CLOSE_POLICY, reason)

@@ -41,6 +41,7 @@ from voicetriage.protocols.actions import (
     PushGap,
     StartCall,
 )
+from voicetriage.protocols.machine import CLOSE_NORMAL, Close, Machine
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +86,16 @@ def _uint(value: Any, what: str) -> int:
     raise _bad(f"{what} must be a non-negative integer, got {value!r}")
 
 
-class TwilioStream:
+class TwilioStream(Machine):
     """One Twilio Media Stream (one websocket), from ``connected`` to ``stop``.
 
     ``max_gap_s`` bounds the silence a timestamp jump may insert; a larger jump
     is treated as a corrupt message rather than allocating minutes of audio.
     ``gap_tolerance_ms``: timestamp differences up to this are jitter, not loss.
     """
+
+    name = "twilio"
+    normal_close = Close(CLOSE_NORMAL, "stream stopped")
 
     def __init__(self, *, max_gap_s: float = 60.0, gap_tolerance_ms: float = 1.0) -> None:
         self.max_gap_s = max_gap_s

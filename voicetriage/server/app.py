@@ -1,9 +1,9 @@
-"""The websocket server: routes, health, the native protocol's connection loop.
+"""The server: routes, health, calls.
 
 One :class:`App` holds the loaded :class:`~voicetriage.pipeline.engine.Engine`, the
 :class:`~voicetriage.core.hub.EventHub` and the routes. Protocol adapters add
-their own routes (``add_route``) or TCP listeners (``add_tcp_server``); this
-module implements the native protocol of docs/protocol.md.
+their own routes (``add_route``) or TCP listeners (``add_tcp_server``); every
+connection runs through :func:`voicetriage.server.connection.serve_connection`.
 """
 
 from __future__ import annotations
@@ -23,17 +23,20 @@ from websockets.http11 import Request, Response
 from voicetriage import __version__
 from voicetriage.core.config import Config
 from voicetriage.core.errors import ProtocolError, VoiceTriageError
-from voicetriage.core.events import CallInfo
+from voicetriage.core.events import CallError, CallInfo
 from voicetriage.core.hub import EventHub
 from voicetriage.pipeline.engine import Engine
 from voicetriage.pipeline.session import CallObserver, CallSession, ObserverFactory
 from voicetriage.protocols import native
+from voicetriage.protocols.machine import CLOSE_INTERNAL
+from voicetriage.server.connection import WebSocketTransport, serve_connection
 
 log = logging.getLogger(__name__)
 
 WsHandler = Callable[["App", ServerConnection], Awaitable[None]]
 ProcessRequest = Callable[["App", ServerConnection, Request], "Response | None"]
 TcpHandler = Callable[["App", asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+HttpHandler = Callable[["App", Request], Response]
 
 
 @dataclass
@@ -69,18 +72,25 @@ class App:
         self.observer_factories = list(observer_factories)
         self.calls: dict[str, CallSession] = {}
         self._routes: dict[str, _Route] = {}
+        self._http: dict[str, HttpHandler] = {}
         self._tcp: list[tuple[str, int, TcpHandler]] = []
         self._tcp_servers: list[asyncio.base_events.Server] = []
         self._ws: Server | None = None
         self._closing = False
         self.shutdown = asyncio.Event()  # set when the server stops; handlers end their calls
         self._on_stop: list[Callable[[], None]] = []
+        self.errors: dict[str, int] = {}  # error code -> count, in /health
         self.add_route("/", native_handler)
         self.add_route("/v1/stream", native_handler)
 
     # -- registration ---------------------------------------------------------
     def add_route(self, path: str, handler: WsHandler, process_request: ProcessRequest | None = None) -> None:
         self._routes[path] = _Route(handler, process_request)
+
+    def add_http_route(self, path: str, handler: HttpHandler) -> None:
+        """A plain HTTP GET endpoint: ``handler(app, request) -> Response`` (runs on the
+        event loop; keep it quick). ``path`` ending in "/" also serves everything below it."""
+        self._http[path] = handler
 
     def add_tcp_server(self, port: int, handler: TcpHandler, host: str | None = None) -> None:
         self._tcp.append((host or self.config.server.host, port, handler))
@@ -112,8 +122,12 @@ class App:
             raise ProtocolError(f"call id {info.call_id!r} is already active", code="duplicate_call_id")
 
         def emit_and_publish(event: object) -> None:
-            emit(event)
+            # the hub first (event log, webhook, /events, the bus): whatever the
+            # connection does with the event next cannot lose it there
+            if isinstance(event, CallError):
+                self.count_error(event.code)
             self.hub.publish(event)
+            emit(event)
 
         session = self.engine.open_call(
             info, spec, emit_and_publish, tracks=tracks, observers=self.observers_for(info),
@@ -132,6 +146,10 @@ class App:
                 del self.calls[session.info.call_id]
             log.info("call %s ended (%s)", session.info.call_id, reason)
 
+    def count_error(self, code: str) -> None:
+        """Count a failure that did not stop the server (shown in ``/health``)."""
+        self.errors[code] = self.errors.get(code, 0) + 1
+
     def health(self) -> dict[str, Any]:
         stats = self.engine.worker.stats()
         full = len(self.calls) >= self.config.server.max_calls
@@ -144,6 +162,7 @@ class App:
             "queued_finals": stats.queued_finals,
             "queued_partials": stats.queued_partials,
             "inference_busy_s": stats.busy_s,
+            "errors": dict(sorted(self.errors.items())),
         }
         for name, section in self.health_sections.items():
             try:
@@ -159,6 +178,11 @@ class App:
             h = self.health()
             return json_response(200 if h["status"] == "ok" else 503, h)
         route = self._routes.get(path)
+        if route is None or "upgrade" not in request.headers.get("Connection", "").lower():
+            http = self._http.get(path) or next(
+                (h for p, h in self._http.items() if p.endswith("/") and path.startswith(p)), None)
+            if http is not None:
+                return http(self, request)
         if route is None:
             return json_response(404, {"error": "not_found", "message": f"no endpoint at {path}"})
         if "upgrade" not in request.headers.get("Connection", "").lower():
@@ -176,7 +200,7 @@ class App:
             pass
         except Exception:  # noqa: BLE001 - one broken connection must not hurt the others
             log.exception("handler for %s failed", path)
-            await connection.close(native.CLOSE_INTERNAL, "internal error")
+            await connection.close(CLOSE_INTERNAL, "internal error")
 
     async def start(self) -> None:
         """Start listening (websocket and TCP). ``port`` 0 picks a free port."""
@@ -291,127 +315,7 @@ class App:
             await self.stop()
 
 
-class _Outbox:
-    """Ordered sender for one connection; logs what it can no longer deliver."""
-
-    def __init__(self, ws: ServerConnection, call_id: Callable[[], str | None]) -> None:
-        self.ws = ws
-        self._call_id = call_id
-        self._queue: asyncio.Queue[dict | None] = asyncio.Queue()
-        self.gone = False
-        self._task = asyncio.ensure_future(self._run())
-
-    def put(self, msg: dict) -> None:
-        if self.gone:
-            self._undelivered(msg)
-        else:
-            self._queue.put_nowait(msg)
-
-    def _undelivered(self, msg: dict) -> None:
-        if msg.get("type") in ("final", "hint", "summary"):
-            log.warning("call %s: client gone, %s not delivered: %s", self._call_id(), msg["type"],
-                        native.dumps(msg))
-
-    async def _run(self) -> None:
-        while True:
-            msg = await self._queue.get()
-            if msg is None:
-                return
-            if self.gone:
-                self._undelivered(msg)
-                continue
-            try:
-                await self.ws.send(native.dumps(msg))
-            except ConnectionClosed:
-                self.gone = True
-                self._undelivered(msg)
-
-    async def drain(self) -> None:
-        self._queue.put_nowait(None)
-        await self._task
-
-
 async def native_handler(app: App, ws: ServerConnection) -> None:
-    """One native-protocol connection: one call from ``start`` to ``stop``."""
-    cfg = app.config.server
-    session: CallSession | None = None
-    out = _Outbox(ws, lambda: session.info.call_id if session else None)
-
-    def error(e: VoiceTriageError, fatal: bool = False) -> None:
-        out.put(native.ErrorOut.of(e, fatal, session.info.call_id if session else None).to_json())
-
-    close_code, close_reason, end_reason = native.CLOSE_NORMAL, "call ended", "stop"
-    try:
-        while True:
-            try:
-                message = await app.receive(ws, cfg.idle_timeout_s)
-            except asyncio.TimeoutError:
-                error(ProtocolError(f"no message for {cfg.idle_timeout_s:g} s", code="idle_timeout"), fatal=True)
-                close_code, close_reason, end_reason = native.CLOSE_POLICY, "idle timeout", "idle_timeout"
-                break
-            except ConnectionClosed:
-                close_code, end_reason = None, "client_gone"
-                break
-            if message is None:  # server shutting down
-                close_code, close_reason, end_reason = native.CLOSE_GOING_AWAY, "server shutting down", "server_shutdown"
-                break
-            if len(message) > cfg.max_message_bytes:
-                error(ProtocolError(
-                    f"message of {len(message)} bytes exceeds the limit of {cfg.max_message_bytes}",
-                    code="message_too_large"))
-                continue
-            if isinstance(message, bytes):
-                if session is None:
-                    error(ProtocolError("binary audio before 'start'; send a start message first",
-                                        code="audio_before_start"))
-                    continue
-                try:
-                    session.push_audio(message)
-                except VoiceTriageError as e:
-                    error(e)
-                if session.time() > cfg.max_call_s:
-                    error(ProtocolError(f"call longer than {cfg.max_call_s:g} s", code="call_too_long"), fatal=True)
-                    close_code, close_reason, end_reason = native.CLOSE_POLICY, "call too long", "call_too_long"
-                    break
-                continue
-            try:
-                cmd = native.parse_text(message)
-            except VoiceTriageError as e:
-                error(e)
-                continue
-            if isinstance(cmd, native.Health):
-                out.put({"type": "health", **app.health()})
-            elif isinstance(cmd, native.Start):
-                if session is not None:
-                    error(ProtocolError("call already started on this connection", code="already_started"))
-                    continue
-                try:
-                    session = app.open_call(cmd.info, cmd.spec, lambda ev: out.put(native.event_message(ev)),
-                                            tracks=cmd.tracks)
-                except VoiceTriageError as e:
-                    busy = e.code in ("server_busy", "server_shutting_down")
-                    error(e, fatal=busy)
-                    if busy:
-                        close_code, close_reason, end_reason = native.CLOSE_TRY_AGAIN, e.code, e.code
-                        break
-                    continue
-                out.put(native.started_message(cmd, app.engine.model_id))
-            elif isinstance(cmd, native.DtmfIn):
-                if session is None:
-                    error(ProtocolError("dtmf before 'start'", code="dtmf_before_start"))
-                    continue
-                try:
-                    session.push_dtmf(cmd.digit, cmd.track)
-                except VoiceTriageError as e:
-                    error(e)
-            elif isinstance(cmd, native.Stop):
-                if session is None:
-                    error(ProtocolError("'stop' before 'start'", code="stop_before_start"))
-                    continue
-                break
-    finally:
-        if session is not None:
-            await app.end_call(session, end_reason)
-        await out.drain()
-        if close_code is not None:
-            await ws.close(close_code, close_reason)
+    """One native-protocol connection (docs/protocol.md), run by the one driver."""
+    proto = native.NativeConnection(model=app.engine.model_id, max_message_bytes=app.config.server.max_message_bytes)
+    await serve_connection(app, proto, WebSocketTransport(ws))

@@ -21,16 +21,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import hmac
-import json
 import logging
 import re
 import urllib.parse
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from websockets.exceptions import ConnectionClosed
 
-from voicetriage.core.events import to_message
-from voicetriage.core.serialize import jsonable
+from voicetriage.core.serialize import client_message, dumps
+from voicetriage.protocols.machine import CLOSE_GOING_AWAY
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
@@ -41,8 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PATH = "/events"
-CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY = 1008
 _KIND = re.compile(r"^[a-z][a-z_]{0,31}$")
 
 
@@ -67,14 +64,7 @@ def parse_filters(path: str) -> tuple[frozenset[str], frozenset[str]]:
     return values("call_id"), kinds
 
 
-def message(event: object) -> dict[str, Any]:
-    wire = getattr(event, "bus_message", None)  # the cluster view's events come ready-made
-    if wire is not None:
-        return wire
-    msg = jsonable(to_message(event))
-    if msg.get("type") == "partial":
-        msg["text"] = msg.get("stable", "") + msg.get("unstable", "")
-    return msg
+message = client_message  # the cluster view's events come ready-made (``bus_message``)
 
 
 class _Subscriber:
@@ -131,7 +121,7 @@ def make_handler(limit: int = 1000):
         stop: asyncio.Future = asyncio.ensure_future(app.shutdown.wait())
         flushing: asyncio.Future | None = None
         try:
-            await ws.send(json.dumps({"type": "subscribed", "call_ids": sorted(call_ids),
+            await ws.send(dumps({"type": "subscribed", "call_ids": sorted(call_ids),
                                       "types": sorted(kinds)}))
             while True:
                 wake = asyncio.ensure_future(sub.ready.wait())
@@ -142,9 +132,9 @@ def make_handler(limit: int = 1000):
                 while sub.queue:
                     if sub.dropped:
                         n, sub.dropped = sub.dropped, 0
-                        await ws.send(json.dumps({"type": "dropped", "count": n}))
+                        await ws.send(dumps({"type": "dropped", "count": n}))
                     event = sub.queue.popleft()
-                    await ws.send(json.dumps(message(event), ensure_ascii=False, separators=(",", ":")))
+                    await ws.send(dumps(message(event)))
                 if reader.done():
                     return
                 if stop.done():

@@ -10,7 +10,6 @@ event loop while a power loss costs at most the last few milliseconds.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -19,17 +18,16 @@ from pathlib import Path
 from typing import Iterable
 
 from voicetriage.core.errors import ConfigError
-from voicetriage.core.events import to_message
-from voicetriage.core.serialize import jsonable
+from voicetriage.core.serialize import dumps, to_message
 
 log = logging.getLogger(__name__)
 
 
 def event_line(event: object) -> bytes:
     """The log line of an event: its wire message plus ``logged_at`` (Unix time)."""
-    msg = jsonable(to_message(event))
+    msg = to_message(event)
     msg["logged_at"] = round(time.time(), 3)
-    return (json.dumps(msg, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    return (dumps(msg) + "\n").encode("utf-8")
 
 
 class JsonlEventLog:

@@ -14,7 +14,6 @@ can drop the duplicates retries may cause.
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import random
 import threading
@@ -27,8 +26,7 @@ from typing import Iterable
 
 from voicetriage import __version__
 from voicetriage.core.errors import ConfigError
-from voicetriage.core.events import to_message
-from voicetriage.core.serialize import jsonable
+from voicetriage.core.serialize import dumps, to_message
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +82,9 @@ class WebhookSink:
         kind = getattr(event, "kind", None)
         if kind not in self.kinds:
             return
-        msg = jsonable(to_message(event))
+        msg = to_message(event)
         key = _event_key(msg)
-        body = json.dumps(msg, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        body = dumps(msg).encode("utf-8")
         with self._cond:
             if self._stopping:
                 log.warning("webhook closed; %s not sent: %s", kind, body[:200])
@@ -103,7 +101,7 @@ class WebhookSink:
         """POST one message now, retrying as configured; blocks (``voicetriage relay``
         calls it from a thread and acknowledges the bus entry afterwards). True if delivered."""
         kind = str(msg.get("type", ""))
-        body = json.dumps(msg, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        body = dumps(msg).encode("utf-8")
         before = self.stats.sent
         self._deliver(kind, _event_key(msg), body)
         return self.stats.sent > before

@@ -20,7 +20,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from voicetriage.core.config import Config, _section
+from voicetriage.core.config import Config, build_section, opt
+from voicetriage.core.events import SAMPLE_RATE as RATE
 from voicetriage.core.events import CallInfo, CallSummary, Dtmf, Hint, Signal
 from voicetriage.core.serialize import jsonable
 from voicetriage.triage.policy import Policy, PolicyState, load_policy
@@ -34,7 +35,6 @@ from voicetriage.triage.profiles import (
 log = logging.getLogger(__name__)
 
 CALLER = "caller"  # triage looks at the caller's track only (docs/architecture.md)
-RATE = 16000
 
 
 @dataclass(frozen=True)
@@ -58,10 +58,10 @@ class TriageConfig:
     event_log_events: list = field(default_factory=lambda: ["hint", "final"])
     webhook_url: str | None = None
     webhook_events: list = field(default_factory=lambda: ["hint"])
-    webhook_timeout_s: float = 5.0
-    webhook_retries: int = 4
-    webhook_backoff_s: float = 0.5
-    webhook_queue: int = 1000
+    webhook_timeout_s: float = opt(5.0, gt=0)
+    webhook_retries: int = opt(4, min=0, max=100)
+    webhook_backoff_s: float = opt(0.5, min=0)
+    webhook_queue: int = opt(1000, min=1)
     webhook_token: str | None = None
     events_token: str | None = None
 
@@ -70,7 +70,7 @@ def triage_config(config: Config, **overrides: Any) -> TriageConfig:
     """The typed ``[triage]`` section (from ``config.extra``) plus CLI overrides."""
     values = dict(config.extra.get("triage", {}) or {})
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return _section(TriageConfig, values, "triage")
+    return build_section(TriageConfig, values, "triage", config.source)
 
 
 class KeypadSignal:
@@ -115,8 +115,10 @@ class CallTriage:
         profile: Profile | None = None,
         emit_signals: bool = True,
         year: int | None = None,
+        disabled: dict[str, int] | None = None,
     ) -> None:
         self.info = info
+        self.disabled = disabled if disabled is not None else {}  # extractor name -> calls it failed in
         self.call_id = info.call_id
         self.profile = profile
         self.state: PolicyState = policy.start(info.call_id, started_at=info.started_at)
@@ -168,9 +170,10 @@ class CallTriage:
             try:
                 got = getattr(ex, method)(*args)
             except Exception:  # noqa: BLE001 - one broken extractor must not silence the rest
-                log.exception("call %s: signal extractor %r failed; disabled for this call",
-                              self.call_id, getattr(ex, "name", ex))
+                name = str(getattr(ex, "name", type(ex).__name__))
+                log.exception("call %s: signal extractor %r failed; disabled for this call", self.call_id, name)
                 self._broken.add(i)
+                self.disabled[name] = self.disabled.get(name, 0) + 1
                 continue
             out.extend(s for s in got or () if isinstance(s, Signal))
         return out
@@ -242,6 +245,7 @@ class TriageFactory:
         self.extractors = extractors or _default_extractors
         self.signals_config = signals_config
         self.emit_signals = emit_signals
+        self.disabled: dict[str, int] = {}  # extractor -> calls it was switched off in (/health)
 
     def __call__(self, info: CallInfo) -> CallTriage:
         profile = None
@@ -256,6 +260,7 @@ class TriageFactory:
             list(self.extractors(info.call_id, self.signals_config)),
             profile=profile,
             emit_signals=self.emit_signals,
+            disabled=self.disabled,
         )
 
     def close(self) -> None:
@@ -295,31 +300,26 @@ class TriageRuntime:
 
     config: TriageConfig
     factory: TriageFactory | None
-    sinks: Any  # voicetriage.sinks.Sinks
 
     def close(self) -> None:
-        self.sinks.close()
         if self.factory is not None:
             self.factory.close()
 
 
 def install_triage(app: Any, config: Config, triage: TriageConfig | None = None, *,
                    extractors: ExtractorFactory | None = None) -> TriageRuntime:
-    """Add triage to an App: the per-call observer (unless disabled), the JSONL
-    event log (``config.server.event_log``), the webhook and ``/events``."""
-    from voicetriage.sinks import install_sinks
-
+    """Add triage to an App: the per-call observer of signals and policy (unless
+    disabled) and its ``/health`` section. The hint sinks are the server's
+    (:func:`voicetriage.server.setup.install`)."""
     tc = triage or triage_config(config)
     factory = triage_observer_factory(config, triage=tc, extractors=extractors) if tc.enabled else None
-    try:
-        sinks = install_sinks(app, tc, event_log=config.server.event_log)
-    except Exception:
-        if factory is not None:
-            factory.close()
-        raise
     if factory is not None:
         app.observer_factories.append(factory)
-    runtime = TriageRuntime(tc, factory, sinks)
+        app.health_sections["triage"] = lambda: {
+            "policy": factory.policy.name,
+            "extractors_disabled": dict(sorted(factory.disabled.items())),
+        }
+    runtime = TriageRuntime(tc, factory)
     app.on_stop(runtime.close)  # after the calls' last finals and hints are published
     return runtime
 

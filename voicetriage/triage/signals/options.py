@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from voicetriage.core.errors import ConfigError
+from voicetriage.core.events import DTMF_DIGITS
 
 LANGUAGES = ("mandarin", "cantonese", "wu", "hakka", "minnan", "english", "other")
 
@@ -138,7 +139,7 @@ def parse_signal_options(config: Mapping[str, Any] | SignalOptions | None) -> Si
     if opts.human_request.zero_repeats < 1:
         raise ConfigError("signals.human_request.zero_repeats: must be at least 1")
     for d in opts.human_request.dtmf_digits:
-        if len(d) != 1 or d not in "0123456789*#ABCD":
+        if len(d) != 1 or d not in DTMF_DIGITS:
             raise ConfigError(f"signals.human_request.dtmf_digits: {d!r} is not a DTMF digit")
     return opts
 

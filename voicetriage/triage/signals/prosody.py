@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-RATE = 16000
+from voicetriage.core.events import SAMPLE_RATE as RATE
+
 HOP = 160  # 10 ms
 WIN = 640  # 40 ms: 2.4 periods of 60 Hz
 NFFT = 1024  # >= WIN + the longest lag: no circular wrap-around
