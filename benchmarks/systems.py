@@ -182,7 +182,7 @@ class VoiceTriage(System):
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "voicetriage.cli", "serve", "--config", str(self.config_path),
-                "--host", "127.0.0.1", "--port", str(self.port)]
+                "--host", "127.0.0.1", "--port", str(self.port), "--insecure-no-auth"]  # loopback only
 
     async def start(self, timeout: float = 180.0) -> None:
         self.write_config()

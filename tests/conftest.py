@@ -47,7 +47,9 @@ def manifest(eval_dir: Path) -> dict[str, dict]:
 def make_config(model: str, **sections):
     from voicetriage.core.config import load_config
 
-    cfg = load_config(asr={"model": model, "cpu_threads": 2}, server={"host": "127.0.0.1", "port": 0})
+    # test servers run without credentials; tests/test_auth.py covers authentication
+    cfg = load_config(asr={"model": model, "cpu_threads": 2}, server={"host": "127.0.0.1", "port": 0},
+                      auth={"insecure_no_auth": True})
     for name, values in sections.items():
         cfg = dataclasses.replace(cfg, **{name: dataclasses.replace(getattr(cfg, name), **values)})
     return cfg

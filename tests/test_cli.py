@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
+
+import pytest
 
 from voicetriage.evaluation.textnorm import wer
 
 CLI = [sys.executable, "-m", "voicetriage.cli"]
 
 
-def run_cli(*args, timeout=180):
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
+def run_cli(*args, timeout=180, env=None):
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
 
 
 def test_help_lists_commands():
@@ -36,21 +41,36 @@ def test_demo_streams_the_sample_call():
     assert wer("Can I speak to a person, please?", fs[3]) <= 0.25
 
 
-def test_serve_stream_and_clean_shutdown(manifest):
+def test_serve_stream_and_clean_shutdown(manifest, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "VOICETRIAGE_API_TOKEN"}
+    log = open(tmp_path / "serve.log", "w+")  # -vv is a lot of lines: a file, not a pipe that fills up
     proc = subprocess.Popen(
-        [*CLI, "serve", "--port", "0", "--model", "tiny.en"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [*CLI, "-vv", "serve", "--port", "0", "--model", "tiny.en"],
+        stdout=subprocess.PIPE, stderr=log, text=True, env=env,
     )
     try:
-        line = proc.stdout.readline()
-        m = re.search(r"ws://127\.0\.0\.1:(\d+)/", line)
-        assert m, line + proc.stderr.read()
+        banner = []
+        while not (m := re.search(r"serving model .* on ws://127\.0\.0\.1:(\d+)/", banner[-1] if banner else "")):
+            banner.append(proc.stdout.readline())
+            assert banner[-1], "".join(banner) + (tmp_path / "serve.log").read_text()
         port = int(m.group(1))
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as resp:
+        # no token configured: serve generated one and printed it once
+        token = next(x.strip() for i, x in enumerate(banner) if i and "shown once" in banner[i - 1])
+        assert len(token) >= 32 and sum(token in x for x in banner) == 1
+        health = urllib.request.Request(f"http://127.0.0.1:{port}/health")
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(health, timeout=10)
+        assert e.value.code == 401
+        health.add_header("Authorization", f"Bearer {token}")
+        with urllib.request.urlopen(health, timeout=10) as resp:
             assert json.loads(resp.read())["status"] == "ok"
         clip = manifest["en_whisper_jfk"]
         r = run_cli("stream", clip["path"], "--url", f"ws://127.0.0.1:{port}/", "--json", "--speed", "0",
                     "--encoding", "mulaw")
+        assert r.returncode != 0  # no token, no call
+        with_token = {"VOICETRIAGE_API_TOKEN": token}
+        r = run_cli("stream", clip["path"], "--url", f"ws://127.0.0.1:{port}/", "--json", "--speed", "0",
+                    "--encoding", "mulaw", env=with_token)
         assert r.returncode == 0, r.stderr
         events = [json.loads(x) for x in r.stdout.splitlines()]
         assert all("type" in e for e in events)
@@ -58,13 +78,17 @@ def test_serve_stream_and_clean_shutdown(manifest):
         assert wer(clip["transcript"], text) <= 0.3
         # readable output by default
         r = run_cli("stream", manifest["en_speechrecognition_123"]["path"], "--url",
-                    f"ws://127.0.0.1:{port}/", "--speed", "0")
+                    f"ws://127.0.0.1:{port}/", "--speed", "0", env=with_token)
         assert r.returncode == 0 and "caller (en" in r.stdout and "ended (stop)" in r.stdout
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
+        out, _ = proc.communicate(timeout=30)
+        log.close()
+    err = (tmp_path / "serve.log").read_text()
+    assert proc.returncode == 0, err[-3000:]
     assert "shutting down" in out
+    # debug logging (-vv) logged the handshakes, but never the token
+    assert "Authorization" in err and token not in err
 
 
 def test_stream_errors_are_clear(tmp_path):

@@ -10,7 +10,7 @@ import asyncio
 import json
 import time
 import wave
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,6 +26,8 @@ class StreamOptions:
 
     ``speed`` 1.0 is real time, 2.0 twice as fast, 0 as fast as possible.
     ``sample_rate``/``encoding`` ``None``: keep a WAV file's own PCM16 rate.
+    ``token``: the API token (sent as ``Authorization: Bearer``); ``cafile``:
+    a CA bundle to trust for a ``wss://`` server with its own certificate.
     """
 
     encoding: str = "pcm16"
@@ -37,6 +39,8 @@ class StreamOptions:
     caller_id: str | None = None
     language: str | None = None
     tail_silence_s: float = 0.0
+    token: str | None = field(default=None, repr=False)
+    cafile: str | None = None
 
 
 def _read_wav_pcm16(path: Path) -> tuple[np.ndarray, int] | None:
@@ -84,6 +88,18 @@ def wire_audio(path: str | Path, opts: StreamOptions) -> tuple[bytes, AudioSpec]
     return data, spec
 
 
+def connect_options(url: str, opts: StreamOptions) -> dict[str, Any]:
+    """The credential and TLS settings of a client connection."""
+    out: dict[str, Any] = {}
+    if opts.token:
+        out["additional_headers"] = {"Authorization": f"Bearer {opts.token}"}
+    if opts.cafile and url.startswith("wss://"):
+        import ssl
+
+        out["ssl"] = ssl.create_default_context(cafile=opts.cafile)
+    return out
+
+
 async def stream_file(
     url: str,
     path: str | Path,
@@ -112,7 +128,7 @@ async def stream_file(
     events: list[dict[str, Any]] = []
     t0 = time.monotonic()
 
-    async with connect(url, max_size=None, open_timeout=30, close_timeout=30) as ws:
+    async with connect(url, max_size=None, open_timeout=30, close_timeout=30, **connect_options(url, opts)) as ws:
         await ws.send(json.dumps(start))
         first = json.loads(await ws.recv())
         first["_t"] = 0.0

@@ -99,7 +99,7 @@ class Node:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "import sys; from voicetriage.cli import main; sys.exit(main())",
              "serve", "--host", "127.0.0.1", "--port", str(self.port), "--model", "tiny.en", "--threads", "1",
-             *args],
+             "--insecure-no-auth", *args],
             cwd=REPO, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT,
         )
         wait_port(self.port, timeout=120, proc=self.proc)

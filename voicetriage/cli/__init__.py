@@ -14,6 +14,7 @@ import sys
 
 from voicetriage import __version__
 from voicetriage.core.errors import VoiceTriageError
+from voicetriage.core.logsafe import install_redaction
 
 # modules of this package that provide subcommands, in --help order
 COMMANDS = [
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_redaction()  # no credential reaches a log, at any level
     try:
         return int(args.func(args) or 0)
     except VoiceTriageError as e:

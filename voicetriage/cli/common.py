@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from voicetriage.core.config import Config, load_config
 
+TOKEN_ENV = "VOICETRIAGE_API_TOKEN"
+TWILIO_ENV = "TWILIO_AUTH_TOKEN"  # the name Twilio's own libraries use
+
 
 def add_config_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE", help="TOML config file ([asr], [stream], [server] sections)")
+    p.add_argument("--config", metavar="FILE",
+                   help="TOML config file ([asr], [stream], [server], [auth], [telephony], [triage], [bus], "
+                        "[signals]; see the README)")
+
+
+def add_auth_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "security (also the [auth] config section; see docs/security.md). Secrets are read from the "
+        "environment or files, never from the command line")
+    g.add_argument("--token-file", metavar="FILE",
+                   help="API tokens, one 'NAME TOKEN [SCOPES]' per line (default: the one token in "
+                        "VOICETRIAGE_API_TOKEN; with neither, serve generates one and prints it once)")
+    g.add_argument("--insecure-no-auth", action="store_true", default=None,
+                   help="accept every connection without a credential (said loudly at every start)")
+    g.add_argument("--twilio-auth-token-file", metavar="FILE",
+                   help="the Twilio account's auth token, to check X-Twilio-Signature (default: TWILIO_AUTH_TOKEN)")
+    g.add_argument("--audiosocket-allow", metavar="LIST",
+                   help="addresses or networks that may open AudioSocket calls (default 127.0.0.1/32,::1/128)")
+    g.add_argument("--certfile", metavar="PEM", help="TLS certificate chain: serve wss:// (with --keyfile)")
+    g.add_argument("--keyfile", metavar="PEM", help="the TLS private key")
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -53,5 +76,13 @@ def config_from_args(args: argparse.Namespace, **server: object) -> Config:
             "max_utterance_s": get("max_utterance_s"),
             "partial_interval_s": get("partial_interval_s"),
         },
-        server=server,
+        server={**server, "certfile": get("certfile"), "keyfile": get("keyfile")},
+        auth={
+            "token": os.environ.get(TOKEN_ENV) or None,
+            "token_file": get("token_file"),
+            "insecure_no_auth": get("insecure_no_auth"),
+            "twilio_auth_token": os.environ.get(TWILIO_ENV) or None,
+            "twilio_auth_token_file": get("twilio_auth_token_file"),
+            "audiosocket_allow": _split(get("audiosocket_allow")),
+        },
     )

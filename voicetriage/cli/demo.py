@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 from importlib import resources
 
 from voicetriage.cli.common import (
@@ -18,6 +19,7 @@ from voicetriage.cli.stream import (
     options_from_args,
 )
 from voicetriage.client import stream_file
+from voicetriage.server.auth import new_token
 
 
 def sample_call_path() -> str:
@@ -44,13 +46,17 @@ async def demo(args: argparse.Namespace) -> int:
     from voicetriage.cli.serve import build_app
 
     config = config_from_args(args, host="127.0.0.1", port=0)
+    if not config.auth.token and not config.auth.token_file and not config.auth.insecure_no_auth:
+        # the demo's server and client are one process: a token of its own, never printed
+        config = dataclasses.replace(config, auth=dataclasses.replace(config.auth, token=new_token()))
     print("loading model ...", flush=True)
     app = await asyncio.to_thread(build_app, args, config)
     await app.start()
     url = f"ws://127.0.0.1:{app.port}/"
     print(f"server on {url} (model {app.engine.model_id}); streaming the call in real time", flush=True)
+    opts = dataclasses.replace(options_from_args(args), token=config.auth.token)
     try:
-        events = await stream_file(url, args.file or sample_call_path(), options_from_args(args), make_printer(args.json))
+        events = await stream_file(url, args.file or sample_call_path(), opts, make_printer(args.json))
     finally:
         await app.stop()
         app.engine.close()

@@ -9,6 +9,8 @@ import signal
 
 from voicetriage.cli.bus_options import add_bus_options, bus_from_args
 from voicetriage.cli.common import (
+    TOKEN_ENV,
+    add_auth_options,
     add_config_options,
     add_model_options,
     add_stream_options,
@@ -44,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)  # set by the --workers parent
     p.add_argument("--idle-timeout", type=float, dest="idle_timeout_s", help="seconds without a message that end a call (default 30)")
     add_config_options(p)
+    add_auth_options(p)
     add_model_options(p)
     add_stream_options(p)
     add_triage_options(p)
@@ -73,6 +76,7 @@ async def serve(args: argparse.Namespace) -> int:
         args, host=args.host, port=args.port, max_calls=args.max_calls, idle_timeout_s=args.idle_timeout_s,
         event_log=args.event_log,
     )
+    config = with_token(config)
     bus_cfg = bus_from_args(args, config)  # a bad bus URL fails before the model loads
     if bus_cfg.url:
         from voicetriage.bus import require_redis
@@ -96,8 +100,11 @@ async def serve(args: argparse.Namespace) -> int:
         bus = await start_bus(app, bus_cfg)
         print(f"voicetriage: publishing events to {bus.publisher.health()['url']} stream "
               f"{bus_cfg.stream} as node {bus.publisher.node}", flush=True)
-    print(f"voicetriage serving model {app.engine.model_id} on ws://{config.server.host}:{app.port}/ "
-          f"(health: http://{config.server.host}:{app.port}/health)", flush=True)
+    ws, http = ("wss", "https") if config.server.certfile else ("ws", "http")
+    print(f"voicetriage serving model {app.engine.model_id} on {ws}://{config.server.host}:{app.port}/ "
+          f"(health: {http}://{config.server.host}:{app.port}/health, liveness: /healthz)", flush=True)
+    for line in describe_auth(app):
+        print(line, flush=True)
     for line in describe(telephony_from_args(args, config), config.server.host, app.port, app.tcp_ports):
         print(line, flush=True)
     stop = asyncio.Event()
@@ -117,6 +124,36 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 SHUTDOWN_REPORT_S = 25.0
+
+
+def with_token(config):
+    """The config with an API token: a generated one, printed once, when none is configured."""
+    import dataclasses
+    import os
+
+    a = config.auth
+    if a.insecure_no_auth or a.token or a.token_file:
+        return config
+    from voicetriage.server.auth import new_token
+
+    token = new_token()
+    os.environ[TOKEN_ENV] = token  # --workers children inherit it
+    print(f"voicetriage: no API token configured; this run's token (shown once):\n  {token}\n"
+          f"  clients send 'Authorization: Bearer <token>'; `voicetriage stream` reads {TOKEN_ENV}. "
+          "Set VOICETRIAGE_API_TOKEN or --token-file to choose your own.", flush=True)
+    return dataclasses.replace(config, auth=dataclasses.replace(a, token=token))
+
+
+def describe_auth(app) -> list[str]:
+    auth = app.auth
+    if not auth.enabled:
+        return ["WARNING: authentication is OFF (--insecure-no-auth): anyone who can reach this port can "
+                "stream calls and read every transcript and hint"]
+    lines = [f"  authentication: {auth.token_count} API token(s); browsers log in at /login"]
+    lines.append("  Twilio: " + ("X-Twilio-Signature checked" if auth.twilio_token
+                                 else "no TWILIO_AUTH_TOKEN: Twilio's own requests are refused"))
+    lines.append("  AudioSocket peers allowed: " + ", ".join(str(n) for n in auth.audiosocket_allow))
+    return lines
 
 
 def _report_stuck_tasks() -> None:
@@ -146,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
         from voicetriage.cli.workers import supervise
         from voicetriage.core.errors import ConfigError
 
-        config = config_from_args(args, host=args.host, port=args.port)
+        config = with_token(config_from_args(args, host=args.host, port=args.port))
         if config.server.port == 0:
             raise ConfigError("--workers needs a fixed --port (port 0 would give each worker its own)")
         bus_from_args(args, config)  # a bad option fails here, not N times

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 
+from voicetriage.cli.common import TOKEN_ENV
 from voicetriage.client import StreamOptions, format_event, stream_file
 
 
@@ -20,7 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("file", help="audio file (WAV, FLAC, MP3, OGG, ...)")
-    p.add_argument("--url", default="ws://127.0.0.1:8765/", help="server URL (default ws://127.0.0.1:8765/)")
+    p.add_argument("--url", default="ws://127.0.0.1:8765/",
+                   help="server URL, ws:// or wss:// (default ws://127.0.0.1:8765/); the API token is read "
+                        "from VOICETRIAGE_API_TOKEN")
+    p.add_argument("--cafile", metavar="PEM", help="trust this CA bundle for a wss:// server's certificate")
     add_client_options(p)
     p.set_defaults(func=run)
 
@@ -46,6 +51,8 @@ def options_from_args(args: argparse.Namespace) -> StreamOptions:
         call_id=args.call_id,
         caller_id=args.caller_id,
         language=getattr(args, "language", None),
+        token=os.environ.get(TOKEN_ENV) or None,
+        cafile=getattr(args, "cafile", None),
     )
 
 

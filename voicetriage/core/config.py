@@ -136,6 +136,36 @@ class ServerConfig:
     idle_timeout_s: float = opt(30.0, gt=0)  # no message for this long ends a call
     max_call_s: float = opt(4 * 3600.0, gt=0)
     event_log: str | None = None  # append-only JSONL of finals (and hints)
+    certfile: str | None = None  # TLS: serve wss:// and https:// (with keyfile)
+    keyfile: str | None = None
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """Who may connect (docs/security.md).
+
+    ``token``: one API token (``voicetriage serve`` takes it from
+    ``VOICETRIAGE_API_TOKEN``); ``token_file``: several, one ``NAME TOKEN
+    [SCOPES]`` per line, for rotation. Clients send ``Authorization: Bearer
+    TOKEN``; browsers log in at ``/login`` and get a cookie. ``insecure_no_auth``
+    turns every check off. ``twilio_auth_token`` (``TWILIO_AUTH_TOKEN``) or
+    ``twilio_auth_token_file``: Twilio's requests must carry a valid
+    ``X-Twilio-Signature``; ``twilio_public_url``: the base URL Twilio signs
+    (``wss://voice.example.com``) when a proxy sits in front. ``audiosocket_allow``:
+    peer addresses or networks that may open AudioSocket calls (it has no
+    credential). ``audiohook_unauthenticated``: accept AudioHook without API
+    keys. ``cookie_max_age_s``: how long a browser login lasts.
+    """
+
+    token: str | None = field(default=None, repr=False)
+    token_file: str | None = None
+    insecure_no_auth: bool = False
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    twilio_auth_token_file: str | None = None
+    twilio_public_url: str | None = None
+    audiosocket_allow: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    audiohook_unauthenticated: bool = False
+    cookie_max_age_s: int = opt(12 * 3600, min=60, max=30 * 86400)
 
 
 @dataclass(frozen=True)
@@ -143,6 +173,7 @@ class Config:
     asr: AsrConfig = field(default_factory=AsrConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
     # the stages' own sections (telephony, triage, bus, signals) as written, already
     # validated by load_config; each stage builds its typed object from them
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -155,6 +186,7 @@ SECTIONS: dict[str, Any] = {
     "asr": AsrConfig,
     "stream": StreamConfig,
     "server": ServerConfig,
+    "auth": AuthConfig,
     "telephony": "voicetriage.server.telephony:TelephonyConfig",
     "triage": "voicetriage.triage.observer:TriageConfig",
     "bus": "voicetriage.bus.config:BusConfig",
@@ -189,8 +221,7 @@ def _allowed_types(f: dataclasses.Field) -> tuple[type, ...]:
 
 
 def _type_name(types: tuple[type, ...]) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list",
-             dict: "a table", tuple: "a list", type(None): "absent"}
+    names = {str: "str", int: "int", float: "float", bool: "bool", list: "list", dict: "table", tuple: "list"}
     return " or ".join(dict.fromkeys(names[t] for t in types if t is not type(None))) or "a value"
 
 
@@ -294,7 +325,7 @@ def load_config(path: str | Path | None = None, **overrides: Mapping[str, Any]) 
             raise ConfigError(f"{source}: unknown section [{name}]{_suggest(name, SECTIONS)}; "
                               f"sections: {', '.join(SECTIONS)}")
     built: dict[str, Any] = {}
-    for name in ("asr", "stream", "server"):
+    for name in ("asr", "stream", "server", "auth"):
         file_values = data.get(name, {})
         if not isinstance(file_values, Mapping):
             raise ConfigError(f"{source}: [{name}] must be a table of options")
@@ -325,5 +356,5 @@ def check_stage_section(name: str, values: Any, source: str) -> Any:
         raise ConfigError(f"{source}: {e}") from None
 
 
-__all__ = ["AsrConfig", "StreamConfig", "ServerConfig", "Config", "SECTIONS", "load_config", "build_section",
+__all__ = ["AsrConfig", "StreamConfig", "ServerConfig", "AuthConfig", "Config", "SECTIONS", "load_config", "build_section",
            "section_config", "opt"]

@@ -16,6 +16,8 @@ from typing import Any, ClassVar, Mapping
 SAMPLE_RATE = 16000
 #: the keypad digits a Dtmf event carries
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
+#: every event kind a server emits (the ``type`` of its messages)
+EVENT_KINDS = ("call", "partial", "final", "dtmf", "error", "signal", "hint", "summary")
 
 
 @dataclass(frozen=True)
@@ -226,6 +228,7 @@ class Hint:
 __all__ = [
     "SAMPLE_RATE",
     "DTMF_DIGITS",
+    "EVENT_KINDS",
     "CallInfo",
     "Signal",
     "Hint",

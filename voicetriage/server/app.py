@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
+import urllib.parse
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Awaitable, Callable, Iterable
@@ -22,13 +24,15 @@ from websockets.http11 import Request, Response
 
 from voicetriage import __version__
 from voicetriage.core.config import Config
-from voicetriage.core.errors import ProtocolError, VoiceTriageError
+from voicetriage.core.errors import ConfigError, ProtocolError, VoiceTriageError
 from voicetriage.core.events import CallError, CallInfo
 from voicetriage.core.hub import EventHub
+from voicetriage.core.logsafe import safe
 from voicetriage.pipeline.engine import Engine
 from voicetriage.pipeline.session import CallObserver, CallSession, ObserverFactory
 from voicetriage.protocols import native
 from voicetriage.protocols.machine import CLOSE_INTERNAL
+from voicetriage.server.auth import Authenticator, Principal
 from voicetriage.server.connection import WebSocketTransport, serve_connection
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,38 @@ HttpHandler = Callable[["App", Request], Response]
 class _Route:
     handler: WsHandler
     process_request: ProcessRequest | None = None
+    # "token": a bearer token or login cookie with ``scope``; "query": also ``?token=``
+    # (browsers cannot set headers on websockets); "twilio": Twilio's signature or a
+    # token; "own": the route's process_request checks its own credential (AudioHook)
+    auth: str = "token"
+    scope: str = "stream"
+
+
+@dataclass
+class _HttpRoute:
+    handler: "HttpHandler"
+    auth: str = "token"  # or "none": the handler decides (a login page)
+    scope: str = "health"
+
+
+def unauthorized(message: str = "a valid API token is required (Authorization: Bearer TOKEN)") -> Response:
+    r = json_response(401, {"error": "unauthorized", "message": message})
+    r.headers["WWW-Authenticate"] = 'Bearer realm="voicetriage"'
+    return r
+
+
+def tls_context(certfile: str | None, keyfile: str | None) -> ssl.SSLContext | None:
+    """The server's TLS context (None: plain ws://), or ConfigError naming the file."""
+    if not certfile and not keyfile:
+        return None
+    if not certfile or not keyfile:
+        raise ConfigError("TLS needs both --certfile and --keyfile")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        ctx.load_cert_chain(certfile, keyfile)
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(f"TLS certificate {certfile} / key {keyfile}: {e}") from None
+    return ctx
 
 
 def json_response(status: int, body: dict[str, Any]) -> Response:
@@ -72,10 +108,12 @@ class App:
         self.observer_factories = list(observer_factories)
         self.calls: dict[str, CallSession] = {}
         self._routes: dict[str, _Route] = {}
-        self._http: dict[str, HttpHandler] = {}
+        self._http: dict[str, _HttpRoute] = {}
+        self.auth = Authenticator(config.auth)  # a bad token file fails here, at start
         self._tcp: list[tuple[str, int, TcpHandler]] = []
         self._tcp_servers: list[asyncio.base_events.Server] = []
         self._ws: Server | None = None
+        self._ssl: ssl.SSLContext | None = None
         self._closing = False
         self.shutdown = asyncio.Event()  # set when the server stops; handlers end their calls
         self._on_stop: list[Callable[[], None]] = []
@@ -84,13 +122,17 @@ class App:
         self.add_route("/v1/stream", native_handler)
 
     # -- registration ---------------------------------------------------------
-    def add_route(self, path: str, handler: WsHandler, process_request: ProcessRequest | None = None) -> None:
-        self._routes[path] = _Route(handler, process_request)
+    def add_route(self, path: str, handler: WsHandler, process_request: ProcessRequest | None = None,
+                  *, auth: str = "token", scope: str = "stream") -> None:
+        """A websocket endpoint; ``auth``/``scope``: who may open it (see ``_Route``)."""
+        self._routes[path] = _Route(handler, process_request, auth, scope)
 
-    def add_http_route(self, path: str, handler: HttpHandler) -> None:
+    def add_http_route(self, path: str, handler: HttpHandler, *, auth: str = "token",
+                       scope: str = "health") -> None:
         """A plain HTTP GET endpoint: ``handler(app, request) -> Response`` (runs on the
-        event loop; keep it quick). ``path`` ending in "/" also serves everything below it."""
-        self._http[path] = handler
+        event loop; keep it quick). ``path`` ending in "/" also serves everything below it.
+        ``auth`` "none" leaves the credential to the handler (``app.principal(request)``)."""
+        self._http[path] = _HttpRoute(handler, auth, scope)
 
     def add_tcp_server(self, port: int, handler: TcpHandler, host: str | None = None) -> None:
         self._tcp.append((host or self.config.server.host, port, handler))
@@ -172,24 +214,78 @@ class App:
         return out
 
     # -- serving ------------------------------------------------------------------
+    def principal(self, request: Request, *, allow_query: bool = False) -> Principal | None:
+        """Who ``request`` authenticated as (None: no valid credential)."""
+        return self.auth.authenticate(request.headers, request.path, allow_query=allow_query)
+
+    def _refuse(self, connection: ServerConnection, path: str, why: str) -> Response:
+        log.warning("refused %s from %s: %s", safe(path), getattr(connection, "remote_address", None), why)
+        self.count_error("unauthorized")
+        return unauthorized()
+
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
-        if path in ("/health", "/healthz"):
-            h = self.health()
-            return json_response(200 if h["status"] == "ok" else 503, h)
+        if path == "/healthz":  # liveness only: no credential, nothing about the calls
+            return json_response(200 if not self._closing else 503,
+                                 {"status": "ok" if not self._closing else "shutting_down"})
+        if path == "/login":
+            return self._login(connection, request)
+        upgrade = "upgrade" in request.headers.get("Connection", "").lower()
         route = self._routes.get(path)
-        if route is None or "upgrade" not in request.headers.get("Connection", "").lower():
+        if path in ("/health", "/metrics") or route is None or not upgrade:
             http = self._http.get(path) or next(
                 (h for p, h in self._http.items() if p.endswith("/") and path.startswith(p)), None)
+            if path == "/health":
+                http = _HttpRoute(lambda app, req: app._health_response())
             if http is not None:
-                return http(self, request)
+                if http.auth != "none":
+                    who = self.principal(request)
+                    if who is None or not who.may(http.scope):
+                        return self._refuse(connection, path, "no valid credential" if who is None
+                                            else f"token {who.name!r} lacks scope {http.scope!r}")
+                return http.handler(self, request)
         if route is None:
-            return json_response(404, {"error": "not_found", "message": f"no endpoint at {path}"})
-        if "upgrade" not in request.headers.get("Connection", "").lower():
-            return json_response(426, {"error": "upgrade_required", "message": f"{path} is a websocket endpoint"})
+            return json_response(404, {"error": "not_found", "message": f"no endpoint at {safe(path)}"})
+        if not upgrade:
+            return json_response(426, {"error": "upgrade_required",
+                                       "message": f"{safe(path)} is a websocket endpoint"})
+        if route.auth != "own":
+            who = self.principal(request, allow_query=route.auth == "query")
+            if who is None and route.auth == "twilio" and self.auth.check_twilio(
+                    request.headers, request.path, tls=self._ssl is not None):
+                who = Principal("twilio", frozenset({"stream"}))
+            if who is None:
+                return self._refuse(connection, path, "no valid credential")
+            if not who.may(route.scope):
+                return self._refuse(connection, path, f"token {who.name!r} lacks scope {route.scope!r}")
+            connection.principal = who  # type: ignore[attr-defined]  # read by the handler
         if route.process_request is not None:
             return route.process_request(self, connection, request)
         return None
+
+    def _health_response(self) -> Response:
+        h = self.health()
+        return json_response(200 if h["status"] == "ok" else 503, h)
+
+    def _login(self, connection: ServerConnection, request: Request) -> Response:
+        """``GET /login`` with ``Authorization: Bearer TOKEN`` (the login form's fetch) or
+        ``?token=TOKEN&next=/path``: sets the HttpOnly session cookie."""
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.path).query)
+        who = self.principal(request, allow_query=True)
+        if who is None or not self.auth.enabled:
+            if not self.auth.enabled:
+                return json_response(200, {"status": "ok", "message": "authentication is off"})
+            return self._refuse(connection, "/login", "login with a bad token")
+        cookie = self.auth.session_cookie(who, secure=self._ssl is not None)
+        target = (query.get("next") or [""])[0]
+        if target.startswith("/") and not target.startswith("//"):
+            r = Response(303, "See Other", Headers([("Location", target), ("Set-Cookie", cookie),
+                                                   ("Content-Length", "0"), ("Connection", "close")]), b"")
+        else:
+            r = json_response(200, {"status": "ok", "name": who.name})
+            r.headers["Set-Cookie"] = cookie
+        log.info("login: %s", who.name)
+        return r
 
     async def _dispatch(self, connection: ServerConnection) -> None:
         path = connection.request.path.split("?", 1)[0]
@@ -205,6 +301,7 @@ class App:
     async def start(self) -> None:
         """Start listening (websocket and TCP). ``port`` 0 picks a free port."""
         s = self.config.server
+        self._ssl = tls_context(s.certfile, s.keyfile)
         self._ws = await serve(
             self._dispatch,
             s.host,
@@ -217,6 +314,7 @@ class App:
             ping_timeout=20,
             server_header=f"voicetriage/{__version__}",
             reuse_port=self.reuse_port or None,
+            ssl=self._ssl,
         )
         for host, port, handler in self._tcp:
             srv = await asyncio.start_server(lambda r, w, h=handler: self._tcp_dispatch(h, r, w), host, port,

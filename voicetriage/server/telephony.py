@@ -77,7 +77,7 @@ def telephony_config(config: Config, **overrides: Any) -> TelephonyConfig:
     extra_key = overrides.pop("audiohook_api_key", None)
     secret = overrides.pop("audiohook_client_secret", None)
     if secret is not None and extra_key is None:
-        raise ConfigError("--audiohook-client-secret needs --audiohook-api-key")
+        raise ConfigError("--audiohook-client-secret-file needs --audiohook-api-key")
     if extra_key is not None:
         keys[extra_key] = secret or ""
     if keys:
@@ -101,17 +101,21 @@ def check_telephony(cfg: TelephonyConfig) -> TelephonyConfig:
 def install(app: "App", cfg: TelephonyConfig) -> None:
     """Add the telephony endpoints to ``app`` (before ``app.start()``)."""
     if cfg.twilio_path:
-        app.add_route(cfg.twilio_path, _twilio_handler(cfg))
+        # Twilio signs its requests (X-Twilio-Signature); a token works too (simulators)
+        app.add_route(cfg.twilio_path, _twilio_handler(cfg), auth="twilio")
+        if app.auth.enabled and app.auth.twilio_token is None:
+            log.warning("Twilio endpoint %s: no TWILIO_AUTH_TOKEN configured, so Twilio's own requests "
+                        "are refused (only API tokens are accepted)", cfg.twilio_path)
     if cfg.audiohook_path:
         auth = AudioHookAuth(cfg.audiohook_keys, max_age_s=cfg.audiohook_max_signature_age_s,
                              clock_skew_s=cfg.audiohook_clock_skew_s)
+        open_door = not auth.enabled and (not app.auth.enabled or app.config.auth.audiohook_unauthenticated)
         if not auth.enabled:
-            # on loopback (tests, the demo) that is fine; anywhere else it is worth a warning
-            exposed = app.config.server.host not in ("127.0.0.1", "localhost", "::1")
-            log.log(logging.WARNING if exposed else logging.INFO,
-                    "AudioHook endpoint %s accepts connections without an API key "
-                    "(configure [telephony] audiohook_keys or --audiohook-api-key)", cfg.audiohook_path)
-        app.add_route(cfg.audiohook_path, _audiohook_handler(cfg), process_request=_audiohook_gate(auth))
+            log.warning("AudioHook endpoint %s %s (configure [telephony] audiohook_keys or --audiohook-api-key)",
+                        cfg.audiohook_path, "accepts connections without an API key" if open_door
+                        else "refuses every connection: no API key is configured")
+        app.add_route(cfg.audiohook_path, _audiohook_handler(cfg), process_request=_audiohook_gate(auth, open_door),
+                      auth="own")
     if cfg.audiosocket_port is not None:
         app.add_tcp_server(cfg.audiosocket_port, _audiosocket_handler(cfg), host=cfg.audiosocket_host)
 
@@ -129,10 +133,15 @@ def _twilio_handler(cfg: TelephonyConfig):
 
 # --- Genesys AudioHook ---------------------------------------------------------------------
 
-def _audiohook_gate(auth: AudioHookAuth):
+def _audiohook_gate(auth: AudioHookAuth, open_door: bool):
     def process_request(app: "App", connection: "ServerConnection", request: "Request") -> "Response | None":
         from voicetriage.server.app import json_response
 
+        if not auth.enabled and not open_door:
+            log.warning("AudioHook connection from %s refused: no API key is configured",
+                        getattr(connection, "remote_address", None))
+            app.count_error("unauthorized")
+            return json_response(401, {"error": "unauthorized", "message": "API key or signature not accepted"})
         result = auth.check("GET", request.path, request.headers)
         if result.ok:
             return None
@@ -166,6 +175,13 @@ def _audiohook_handler(cfg: TelephonyConfig):
 def _audiosocket_handler(cfg: TelephonyConfig):
     async def handler(app: "App", reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
+        host = peer[0] if isinstance(peer, tuple) else None
+        if not app.auth.peer_allowed(host):
+            # AudioSocket carries no credential: only allow-listed PBXs may open calls
+            log.warning("AudioSocket connection from %s refused: not in [auth] audiosocket_allow", host)
+            app.count_error("unauthorized")
+            writer.close()
+            return
         proto = AudioSocketCall(max_payload=cfg.audiosocket_max_payload,
                                 peer=f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else None)
         await serve_connection(app, proto, StreamTransport(reader, writer))

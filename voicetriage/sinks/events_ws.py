@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import difflib
 import hmac
 import logging
-import re
 import urllib.parse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from websockets.exceptions import ConnectionClosed
 
+from voicetriage.core.events import EVENT_KINDS
 from voicetriage.core.serialize import client_message, dumps
 from voicetriage.protocols.machine import CLOSE_GOING_AWAY
 
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PATH = "/events"
-_KIND = re.compile(r"^[a-z][a-z_]{0,31}$")
 
 
 class BadFilter(ValueError):
@@ -58,13 +58,38 @@ def parse_filters(path: str) -> tuple[frozenset[str], frozenset[str]]:
         return frozenset(v.strip() for n in names for item in query.get(n, ()) for v in item.split(",") if v.strip())
 
     kinds = values("types", "type")
-    bad = sorted(k for k in kinds if not _KIND.match(k))
+    bad = sorted(k for k in kinds if k not in EVENT_KINDS)
     if bad:
-        raise BadFilter(f"bad event type(s): {', '.join(bad)}")
+        hints = "".join(f" ({k!r}: did you mean {m[0]!r}?)" for k in bad
+                        if (m := difflib.get_close_matches(k, EVENT_KINDS, n=1)))
+        raise BadFilter(f"unknown event type(s): {', '.join(map(repr, bad))}{hints}; "
+                        f"use {', '.join(EVENT_KINDS)}")
     return values("call_id"), kinds
 
 
 message = client_message  # the cluster view's events come ready-made (``bus_message``)
+
+
+# fields that carry what the caller said (a transcript-free token never sees them)
+_TRANSCRIPT_KEYS = frozenset({"text", "stable", "unstable", "finals", "phrase", "transcript", "words"})
+
+
+def scrub_transcripts(value: Any) -> Any:
+    """``value`` without transcript fields, at any depth (hint evidence quotes the caller)."""
+    if isinstance(value, dict):
+        return {k: scrub_transcripts(v) for k, v in value.items() if k not in _TRANSCRIPT_KEYS}
+    if isinstance(value, list):
+        return [scrub_transcripts(v) for v in value]
+    return value
+
+
+def scoped_kinds(kinds: frozenset[str], scopes: frozenset[str]) -> frozenset[str] | None:
+    """The kinds a subscriber with ``scopes`` gets (None: nothing it asked for is allowed)."""
+    if "all" in scopes or "events" in scopes or "hints" not in scopes:
+        return kinds
+    allowed = frozenset({"hint"})
+    kept = (kinds & allowed) if kinds else allowed
+    return kept or None
 
 
 class _Subscriber:
@@ -95,9 +120,12 @@ def make_process_request(token: str | None):
         from voicetriage.server.app import json_response
 
         try:
-            parse_filters(request.path)
+            _, kinds = parse_filters(request.path)
         except BadFilter as e:
             return json_response(400, {"error": "bad_filter", "message": str(e)})
+        principal = getattr(connection, "principal", None)
+        if principal is not None and scoped_kinds(kinds, principal.scopes) is None:
+            return json_response(403, {"error": "forbidden", "message": "this token may subscribe to hints only"})
         if token is not None:
             given = request.headers.get("Authorization", "")
             given = given[7:] if given.lower().startswith("bearer ") else ""
@@ -115,6 +143,11 @@ def make_handler(limit: int = 1000):
     async def events_handler(app: "App", ws: "ServerConnection") -> None:
         """One subscriber: hub events out until the client or the server goes."""
         call_ids, kinds = parse_filters(ws.request.path)  # checked at the handshake
+        principal = getattr(ws, "principal", None)
+        scopes = principal.scopes if principal is not None else frozenset({"all"})
+        allowed = scoped_kinds(kinds, scopes)
+        kinds = frozenset({"hint"}) if allowed is None else allowed
+        plain = "all" in scopes or "events" in scopes or "no_transcripts" not in scopes
         sub = _Subscriber(call_ids, kinds, limit)
         unsubscribe = app.view.subscribe(sub)  # app.hub, or the cluster view with a bus
         reader = asyncio.ensure_future(_read_until_closed(ws))
@@ -134,7 +167,8 @@ def make_handler(limit: int = 1000):
                         n, sub.dropped = sub.dropped, 0
                         await ws.send(dumps({"type": "dropped", "count": n}))
                     event = sub.queue.popleft()
-                    await ws.send(dumps(message(event)))
+                    msg = message(event)
+                    await ws.send(dumps(msg if plain else scrub_transcripts(msg)))
                 if reader.done():
                     return
                 if stop.done():
@@ -175,7 +209,7 @@ async def _read_until_closed(ws: "ServerConnection") -> None:
 
 def install(app: "App", *, token: str | None = None, limit: int = 1000) -> None:
     """Add the ``/events`` route to a server."""
-    app.add_route(PATH, make_handler(limit), make_process_request(token))
+    app.add_route(PATH, make_handler(limit), make_process_request(token), auth="query", scope="events")
 
 
 __all__ = ["install", "parse_filters", "PATH"]
