@@ -19,6 +19,7 @@ import itertools
 import logging
 import threading
 import time
+from typing import Callable
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -78,6 +79,8 @@ class InferenceWorker:
         self._busy = 0.0
         self._audio = 0.0
         self._max_wait = 0.0
+        # called on a worker thread after each batch: ([(final, queue wait s)], busy s)
+        self.on_batch: Callable[[list[tuple[bool, float]], float], None] | None = None
 
     def start(self) -> None:
         while len(self._threads) < self.n_threads:
@@ -206,6 +209,11 @@ class InferenceWorker:
                 self._busy += took
                 self._audio += sum(j.seconds for j in batch)
                 self._max_wait = max(self._max_wait, max(started - j.submitted for j in batch))
+            if self.on_batch is not None:
+                try:
+                    self.on_batch([(j.final, started - j.submitted) for j in batch], took)
+                except Exception:  # noqa: BLE001 - metrics must not stop inference
+                    log.exception("inference metrics hook failed")
             for job, res in zip(batch, results):
                 self._resolve(job, res)
 

@@ -55,6 +55,7 @@ async def start_bus(app: Any, config: BusConfig) -> BusRuntime:
         view.start()
     runtime = BusRuntime(publisher, view, unsubscribe)
     app.health_sections["bus"] = runtime.health
+    app.metrics.add_source("bus", lambda: publisher.stats.dropped)
     log.info("event bus: publishing %s to %s stream %s as node %s", ",".join(config.events),
              publisher.health()["url"], config.stream, node)
     return runtime

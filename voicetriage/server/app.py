@@ -34,6 +34,7 @@ from voicetriage.protocols import native
 from voicetriage.protocols.machine import CLOSE_INTERNAL
 from voicetriage.server.auth import Authenticator, Principal
 from voicetriage.server.connection import WebSocketTransport, serve_connection
+from voicetriage.server.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,8 @@ class App:
         self._routes: dict[str, _Route] = {}
         self._http: dict[str, _HttpRoute] = {}
         self.auth = Authenticator(config.auth)  # a bad token file fails here, at start
+        self.metrics = Metrics(self)
+        self.metrics.install()  # /metrics
         self._tcp: list[tuple[str, int, TcpHandler]] = []
         self._tcp_servers: list[asyncio.base_events.Server] = []
         self._ws: Server | None = None
@@ -191,6 +194,7 @@ class App:
     def count_error(self, code: str) -> None:
         """Count a failure that did not stop the server (shown in ``/health``)."""
         self.errors[code] = self.errors.get(code, 0) + 1
+        self.metrics.count_error(code)
 
     def health(self) -> dict[str, Any]:
         stats = self.engine.worker.stats()
@@ -302,6 +306,7 @@ class App:
         """Start listening (websocket and TCP). ``port`` 0 picks a free port."""
         s = self.config.server
         self._ssl = tls_context(s.certfile, s.keyfile)
+        self.metrics.start()
         self._ws = await serve(
             self._dispatch,
             s.host,
@@ -343,6 +348,7 @@ class App:
         are delivered, then close 1001), end whatever call is left, close."""
         self._closing = True
         self.shutdown.set()
+        self.metrics.stop()
         for srv in self._tcp_servers:
             srv.close()
         if self._ws is not None:

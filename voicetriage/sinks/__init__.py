@@ -60,6 +60,8 @@ def install_sinks(app: "App", triage: "TriageConfig", *, event_log: str | None =
                 token=triage.webhook_token,
             )
             sinks._unsubscribe.append(app.hub.subscribe(sinks.webhook))
+            webhook = sinks.webhook
+            app.metrics.add_source("webhook", lambda: webhook.stats.dropped)
     except Exception:
         sinks.close()
         raise

@@ -99,6 +99,7 @@ class _Subscriber:
         self.queue: collections.deque[object] = collections.deque()
         self.limit = limit
         self.dropped = 0
+        self.total_dropped = [0]  # shared by a route's subscribers (/metrics)
         self.ready = asyncio.Event()
 
     def __call__(self, event: object) -> None:
@@ -109,6 +110,7 @@ class _Subscriber:
         if len(self.queue) >= self.limit:
             self.queue.popleft()
             self.dropped += 1
+            self.total_dropped[0] += 1
         self.queue.append(event)
         self.ready.set()
 
@@ -139,7 +141,9 @@ def make_process_request(token: str | None):
     return process_request
 
 
-def make_handler(limit: int = 1000):
+def make_handler(limit: int = 1000, dropped: list[int] | None = None):
+    dropped = dropped if dropped is not None else [0]
+
     async def events_handler(app: "App", ws: "ServerConnection") -> None:
         """One subscriber: hub events out until the client or the server goes."""
         call_ids, kinds = parse_filters(ws.request.path)  # checked at the handshake
@@ -149,6 +153,7 @@ def make_handler(limit: int = 1000):
         kinds = frozenset({"hint"}) if allowed is None else allowed
         plain = "all" in scopes or "events" in scopes or "no_transcripts" not in scopes
         sub = _Subscriber(call_ids, kinds, limit)
+        sub.total_dropped = dropped
         unsubscribe = app.view.subscribe(sub)  # app.hub, or the cluster view with a bus
         reader = asyncio.ensure_future(_read_until_closed(ws))
         stop: asyncio.Future = asyncio.ensure_future(app.shutdown.wait())
@@ -209,7 +214,9 @@ async def _read_until_closed(ws: "ServerConnection") -> None:
 
 def install(app: "App", *, token: str | None = None, limit: int = 1000) -> None:
     """Add the ``/events`` route to a server."""
-    app.add_route(PATH, make_handler(limit), make_process_request(token), auth="query", scope="events")
+    dropped = [0]
+    app.add_route(PATH, make_handler(limit, dropped), make_process_request(token), auth="query", scope="events")
+    app.metrics.add_source("events_ws", lambda: dropped[0])
 
 
 __all__ = ["install", "parse_filters", "PATH"]
