@@ -135,6 +135,14 @@ class ServerConfig:
     max_calls: int = opt(64, min=1)
     idle_timeout_s: float = opt(30.0, gt=0)  # no message for this long ends a call
     max_call_s: float = opt(4 * 3600.0, gt=0)
+    # open connections (websocket and AudioSocket) in all, and from one address
+    max_connections: int = opt(1024, min=1)
+    max_connections_per_peer: int = opt(128, min=1)
+    # a call's audio may run ahead of real time by audio_burst_s, then at most
+    # max_audio_speed times real time: the reader is paused, not the call dropped
+    # (a client at 26x grew the finals queue and slowed every other call); 0: no limit
+    max_audio_speed: float = opt(4.0, min=0)
+    audio_burst_s: float = opt(30.0, min=0)
     event_log: str | None = None  # append-only JSONL of finals (and hints)
     certfile: str | None = None  # TLS: serve wss:// and https:// (with keyfile)
     keyfile: str | None = None

@@ -9,6 +9,8 @@ connection runs through :func:`voicetriage.server.connection.serve_connection`.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import json
 import logging
 import ssl
@@ -82,6 +84,11 @@ def tls_context(certfile: str | None, keyfile: str | None) -> ssl.SSLContext | N
     return ctx
 
 
+def _peer_host(connection: Any) -> str:
+    addr = getattr(connection, "remote_address", None)
+    return str(addr[0]) if isinstance(addr, tuple) and addr else ""
+
+
 def json_response(status: int, body: dict[str, Any]) -> Response:
     data = json.dumps(body).encode()
     headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(data))),
@@ -121,6 +128,8 @@ class App:
         self.shutdown = asyncio.Event()  # set when the server stops; handlers end their calls
         self._on_stop: list[Callable[[], None]] = []
         self.errors: dict[str, int] = {}  # error code -> count, in /health
+        self.throttled_s = 0.0  # how long readers were held for audio faster than allowed
+        self.peers: collections.Counter[str] = collections.Counter()  # open connections per address
         self.add_route("/", native_handler)
         self.add_route("/v1/stream", native_handler)
 
@@ -199,8 +208,12 @@ class App:
     def health(self) -> dict[str, Any]:
         stats = self.engine.worker.stats()
         full = len(self.calls) >= self.config.server.max_calls
+        # finals waiting for more than two rounds of the inference threads: the next
+        # call would get slow finals, so a load balancer should send it elsewhere
+        backlog = stats.queued_finals > 2 * self.engine.worker.n_threads
+        status = ("shutting_down" if self._closing else "full" if full else "degraded" if backlog else "ok")
         out = {
-            "status": "shutting_down" if self._closing else ("full" if full else "ok"),
+            "status": status,
             "version": __version__,
             "model": self.engine.model_id,
             "calls": len(self.calls),
@@ -209,6 +222,8 @@ class App:
             "queued_partials": stats.queued_partials,
             "inference_busy_s": stats.busy_s,
             "errors": dict(sorted(self.errors.items())),
+            "connections": sum(self.peers.values()),
+            "throttled_s": round(self.throttled_s, 3),
         }
         for name, section in self.health_sections.items():
             try:
@@ -236,6 +251,12 @@ class App:
             return self._login(connection, request)
         upgrade = "upgrade" in request.headers.get("Connection", "").lower()
         route = self._routes.get(path)
+        if route is not None and upgrade:
+            crowded = self.too_many(_peer_host(connection))
+            if crowded:
+                log.warning("refused %s from %s: %s", safe(path), _peer_host(connection), crowded)
+                self.count_error("too_many_connections")
+                return json_response(503, {"error": "too_many_connections", "message": crowded})
         if path in ("/health", "/metrics") or route is None or not upgrade:
             http = self._http.get(path) or next(
                 (h for p, h in self._http.items() if p.endswith("/") and path.startswith(p)), None)
@@ -291,16 +312,36 @@ class App:
         log.info("login: %s", who.name)
         return r
 
+    def too_many(self, host: str) -> str | None:
+        """Why a new connection from ``host`` is refused (None: it is not)."""
+        s = self.config.server
+        if sum(self.peers.values()) >= s.max_connections:
+            return f"the server holds its limit of {s.max_connections} connections"
+        if self.peers[host] >= s.max_connections_per_peer:
+            return f"{s.max_connections_per_peer} connections from one address is the limit"
+        return None
+
+    @contextlib.contextmanager
+    def connection_slot(self, host: str):
+        self.peers[host] += 1
+        try:
+            yield
+        finally:
+            self.peers[host] -= 1
+            if self.peers[host] <= 0:
+                del self.peers[host]
+
     async def _dispatch(self, connection: ServerConnection) -> None:
         path = connection.request.path.split("?", 1)[0]
         route = self._routes[path]
-        try:
-            await route.handler(self, connection)
-        except ConnectionClosed:
-            pass
-        except Exception:  # noqa: BLE001 - one broken connection must not hurt the others
-            log.exception("handler for %s failed", path)
-            await connection.close(CLOSE_INTERNAL, "internal error")
+        with self.connection_slot(_peer_host(connection)):
+            try:
+                await route.handler(self, connection)
+            except ConnectionClosed:
+                pass
+            except Exception:  # noqa: BLE001 - one broken connection must not hurt the others
+                log.exception("handler for %s failed", path)
+                await connection.close(CLOSE_INTERNAL, "internal error")
 
     async def start(self) -> None:
         """Start listening (websocket and TCP). ``port`` 0 picks a free port."""
@@ -327,12 +368,21 @@ class App:
             self._tcp_servers.append(srv)
 
     async def _tcp_dispatch(self, handler: TcpHandler, reader, writer) -> None:
-        try:
-            await handler(self, reader, writer)
-        except Exception:  # noqa: BLE001
-            log.exception("TCP handler failed")
-        finally:
+        peer = writer.get_extra_info("peername")
+        host = peer[0] if isinstance(peer, tuple) else ""
+        crowded = self.too_many(host)
+        if crowded:
+            log.warning("TCP connection from %s refused: %s", host, crowded)
+            self.count_error("too_many_connections")
             writer.close()
+            return
+        with self.connection_slot(host):
+            try:
+                await handler(self, reader, writer)
+            except Exception:  # noqa: BLE001
+                log.exception("TCP handler failed")
+            finally:
+                writer.close()
 
     @property
     def port(self) -> int:

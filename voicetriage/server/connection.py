@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 from websockets.exceptions import ConnectionClosed
@@ -101,6 +102,7 @@ class Driver:
         self.proto = proto
         self.out = out
         self.session: CallSession | None = None
+        self._audio_t0: float | None = None  # wall clock of the call's first audio
 
     @property
     def ended(self) -> EndCall | None:
@@ -139,6 +141,8 @@ class Driver:
                 return
             elif self.session is not None and not self.session.closed:
                 queue = self._push(action) + queue
+                if isinstance(action, PushAudio):
+                    await self._pace(action.track)
 
     def _start(self, a: StartCall) -> list[Action]:
         info, languages = a.info, a.track_languages
@@ -175,6 +179,19 @@ class Driver:
         except VoiceTriageError as e:
             return self.proto.push_failed(e)
         return []
+
+    async def _pace(self, track: str | None) -> None:
+        """Hold the reader while the call's audio is ahead of what its rate allows."""
+        s, cfg = self.session, self.app.config.server
+        if s is None or cfg.max_audio_speed <= 0:
+            return
+        now = time.monotonic()
+        if self._audio_t0 is None:
+            self._audio_t0 = now
+        ahead = s.time(track) - cfg.audio_burst_s - (now - self._audio_t0) * cfg.max_audio_speed
+        if ahead > 0:
+            self.app.throttled_s += ahead / cfg.max_audio_speed
+            await asyncio.sleep(ahead / cfg.max_audio_speed)
 
     async def end(self, a: EndCall) -> None:
         """Flush and close the call (once), then the protocol's last replies."""
@@ -257,20 +274,25 @@ async def serve_connection(app: "App", proto: Machine, transport: Transport) -> 
     driver = Driver(app, proto, Outbox(transport.send, lambda: driver.label()))
     idle = app.config.server.idle_timeout_s
     stopping = failed = False
+    # the idle clock runs from the last input that did something: a peer trickling a
+    # byte at a time (never a whole frame) is idle, however often it sends
+    progress = time.monotonic()
     try:
         while proto.reading:
             if app.shutdown.is_set() and not stopping:
                 stopping = True
                 await driver.run(proto.shutdown())
                 continue
-            timeout = proto.read_timeout(idle)
+            base = timeout = proto.read_timeout(idle)
+            if base is not None and base == idle:
+                timeout = max(0.0, progress + idle - time.monotonic())
             try:
                 if stopping:  # only a close transaction is still awaited
                     message = await transport.receive(timeout)
                 else:
                     message = await app.until_shutdown(transport.receive(timeout), None)
             except asyncio.TimeoutError:
-                await driver.run(proto.idle_timeout(timeout if timeout is not None else 0.0))
+                await driver.run(proto.idle_timeout(base if base is not None else 0.0))
                 continue
             except PeerGone:
                 proto.lost = True
@@ -278,10 +300,10 @@ async def serve_connection(app: "App", proto: Machine, transport: Transport) -> 
                 break
             if message is None:  # the server is stopping: the loop's top tells the protocol
                 continue
-            if isinstance(message, bytes):
-                await driver.run(proto.receive_bytes(message))
-            else:
-                await driver.run(proto.receive_text(message))
+            actions = proto.receive_bytes(message) if isinstance(message, bytes) else proto.receive_text(message)
+            if actions:
+                progress = time.monotonic()
+            await driver.run(actions)
     except Exception:  # noqa: BLE001 - one broken connection must not hurt the others
         failed = True
         app.count_error("internal_error")

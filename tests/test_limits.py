@@ -1,0 +1,114 @@
+"""Limits and backpressure on a real server: audio pacing, trickling peers, connection caps,
+a degraded status before calls get slow."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from voicetriage.client import StreamOptions, stream_file
+
+
+def server_with(tiny_engine, start_server, telephony=False, **server):
+    cfg = tiny_engine.config
+    config = dataclasses.replace(cfg, server=dataclasses.replace(cfg.server, host="127.0.0.1", port=0, **server))
+
+    def setup(app):
+        if telephony:
+            from voicetriage.server.telephony import TelephonyConfig, install
+
+            install(app, TelephonyConfig(audiosocket_port=0))
+
+    return start_server(tiny_engine, config, setup)
+
+
+def health(port):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+async def test_audio_faster_than_allowed_is_paced_not_dropped(tiny_engine, start_server, manifest):
+    clip = manifest["en_whisper_jfk"]
+    srv = server_with(tiny_engine, start_server, max_audio_speed=4.0, audio_burst_s=2.0)
+    t = time.monotonic()
+    events = await stream_file(srv.url, clip["path"], StreamOptions(speed=0))  # as fast as the client can
+    took = time.monotonic() - t
+    audio_s = events[-1]["audio_s"]["caller"]
+    assert events[-1]["type"] == "summary" and events[-1]["reason"] == "stop"
+    assert [e for e in events if e["type"] == "final"], "the call was transcribed, not dropped"
+    assert took >= (audio_s - 2.0) / 4.0 * 0.95  # held to 4x real time after the 2 s burst
+    status, body = await asyncio.to_thread(health, srv.port)
+    assert body["throttled_s"] > 0
+
+
+async def test_a_trickling_audiosocket_peer_is_idle(tiny_engine, start_server):
+    srv = server_with(tiny_engine, start_server, telephony=True, idle_timeout_s=1.0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.app.tcp_ports[0])
+    writer.write(b"\x01\x00\x10" + uuid.uuid4().bytes)
+    await writer.drain()
+    t = time.monotonic()
+    closed = False
+    header = b"\x10\x01\x40"  # a 320-byte audio frame, sent one byte at a time, never finished
+    for byte in header + b"\x00" * 40:
+        try:
+            writer.write(bytes([byte]))
+            await writer.drain()
+        except ConnectionError:
+            closed = True
+            break
+        if reader.at_eof():
+            closed = True
+            break
+        try:
+            if await asyncio.wait_for(reader.read(1), 0.25) == b"":
+                closed = True
+                break
+        except asyncio.TimeoutError:
+            pass
+    assert closed, "a peer sending a byte every 0.25 s was never closed"
+    assert time.monotonic() - t < 5.0
+    writer.close()
+
+
+async def test_connection_caps_per_peer(tiny_engine, start_server):
+    srv = server_with(tiny_engine, start_server, telephony=True, max_connections_per_peer=2)
+    a = await connect(srv.url)
+    b = await connect(srv.url)
+    with pytest.raises(InvalidStatus) as e:
+        await connect(srv.url, open_timeout=10)
+    assert e.value.response.status_code == 503
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.app.tcp_ports[0])
+    assert await asyncio.wait_for(reader.read(), 10) == b""  # AudioSocket counts too
+    writer.close()
+    await a.close()
+    await asyncio.sleep(0.2)
+    c = await connect(srv.url)  # a slot is free again
+    await c.send(json.dumps({"type": "health"}))
+    got = json.loads(await c.recv())
+    assert got["type"] == "health" and got["connections"] == 2 and got["errors"]["too_many_connections"] == 2
+    await b.close()
+    await c.close()
+
+
+async def test_health_says_degraded_when_finals_queue_up(tiny_engine, start_server, monkeypatch):
+    srv = server_with(tiny_engine, start_server)
+    worker = tiny_engine.worker
+    real = worker.stats
+    monkeypatch.setattr(worker, "stats", lambda: dataclasses.replace(real(), queued_finals=3 * worker.n_threads))
+    status, body = await asyncio.to_thread(health, srv.port)
+    assert status == 503 and body["status"] == "degraded"
+    monkeypatch.setattr(worker, "stats", real)
+    status, body = await asyncio.to_thread(health, srv.port)
+    assert status == 200 and body["status"] == "ok"
