@@ -225,7 +225,11 @@ async def test_asking_for_a_person_gets_human_now_within_seconds(triage_server, 
     # one hint: asking a second time does not re-announce the same queue
     assert [h["queue"] for h in hints] == ["human_now"], heard
     h = hints[0]
-    assert h["rules"] == ["human_request"] and h["priority"] == 90 and h["reason"] == "new"
+    # the request decides the hint; on this synthetic voice the recogniser's fallback
+    # sampling (random at temperature > 0) sometimes garbles enough that
+    # low_comprehension fires for the same queue too, and is listed beside it
+    assert h["rules"][0] == "human_request" and set(h["rules"]) <= {"human_request", "low_comprehension"}
+    assert h["priority"] == 90 and h["reason"] == "new"
     ev = h["signals"][0]["evidence"]
     assert ev["phrase"].startswith("转人工")
     # the phrase the evidence points into, and when it ended

@@ -402,14 +402,31 @@ class CallSession:
     def _request_final(self, t: _Track, ev: SpeechEnded, shown: bool) -> None:
         if len(ev.audio) == 0:
             return
-        fut = self._worker.submit(
-            self.info.call_id, t.name, self._request(t, ev.audio, final=True), final=True
-        )
         previous = t.last_final
-        task = asyncio.ensure_future(self._on_final(t, ev, fut, previous, shown))
+        if previous is not None and not previous.done():
+            # the track's earlier final is still being decoded: this one is decoded after
+            # it, so its language prior, prompt and probe budget include that final
+            # whatever the machine's speed (they used to depend on which finished first)
+            task = asyncio.ensure_future(self._final_after(t, ev, previous, shown))
+        else:
+            fut = self._worker.submit(
+                self.info.call_id, t.name, self._request(t, ev.audio, final=True), final=True
+            )
+            task = asyncio.ensure_future(self._on_final(t, ev, fut, previous, shown))
         t.last_final = task
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+    async def _final_after(self, t: _Track, ev: SpeechEnded, previous: asyncio.Task, shown: bool) -> None:
+        await asyncio.gather(previous, return_exceptions=True)
+        try:
+            fut = self._worker.submit(
+                self.info.call_id, t.name, self._request(t, ev.audio, final=True), final=True
+            )
+        except RuntimeError as e:  # the worker stopped (server shutting down)
+            fut = asyncio.get_running_loop().create_future()
+            fut.set_exception(e)
+        await self._on_final(t, ev, fut, None, shown)
 
     async def _on_final(self, t: _Track, ev: SpeechEnded, fut, previous, shown: bool) -> None:
         try:
