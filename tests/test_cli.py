@@ -67,7 +67,8 @@ def test_serve_stream_and_clean_shutdown(manifest, tmp_path):
         clip = manifest["en_whisper_jfk"]
         r = run_cli("stream", clip["path"], "--url", f"ws://127.0.0.1:{port}/", "--json", "--speed", "0",
                     "--encoding", "mulaw")
-        assert r.returncode != 0  # no token, no call
+        assert r.returncode == 1 and "refused the connection (401)" in r.stderr  # no token, no call
+        assert "VOICETRIAGE_API_TOKEN" in r.stderr and "Traceback" not in r.stderr
         with_token = {"VOICETRIAGE_API_TOKEN": token}
         r = run_cli("stream", clip["path"], "--url", f"ws://127.0.0.1:{port}/", "--json", "--speed", "0",
                     "--encoding", "mulaw", env=with_token)
@@ -104,3 +105,25 @@ def test_unknown_model_is_a_clear_error():
     r = run_cli("demo", "--model", "whisper-huge", "--speed", "0")
     assert r.returncode == 2
     assert "unknown model 'whisper-huge'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_command_line_mistakes_are_one_line_errors(tmp_path, manifest):
+    import socket
+
+    clip = manifest["en_speechrecognition_123"]["path"]
+    r = run_cli("stream", clip, "--url", "http://127.0.0.1:9/")
+    assert r.returncode == 2 and "did you mean ws://127.0.0.1:9/?" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("stream", clip, "--url", "ws://127.0.0.1:9/twilio")
+    assert r.returncode == 2 and "native protocol" in r.stderr
+    r = run_cli("stream", clip, "--url", "ws://127.0.0.1:9/")  # nothing listens there
+    assert r.returncode == 1 and "cannot connect" in r.stderr and "Traceback" not in r.stderr
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        r = run_cli("serve", "--port", str(port), "--model", "tiny.en", "--insecure-no-auth")
+    finally:
+        busy.close()
+    assert r.returncode == 2, r.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in r.stderr and "Traceback" not in r.stderr

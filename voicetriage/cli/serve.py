@@ -92,7 +92,11 @@ async def serve(args: argparse.Namespace) -> int:
         app.health_sections["worker"] = lambda: {"index": worker, "pid": os.getpid()}
         if bus_cfg.url:
             bus_cfg = dataclasses.replace(bus_cfg, node=f"{bus_cfg.node_id(config.server.port)}/{worker}")
-    await app.start()
+    try:
+        await app.start()
+    except BaseException:
+        app.engine.close()
+        raise
     bus = None
     if bus_cfg.url:
         from voicetriage.bus.runtime import start_bus

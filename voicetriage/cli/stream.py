@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import sys
+import urllib.parse
 
 from voicetriage.cli.common import TOKEN_ENV
 from voicetriage.client import StreamOptions, format_event, stream_file
@@ -87,10 +88,55 @@ def exit_code(events: list[dict]) -> int:
     return 0 if any(e.get("type") == "summary" for e in events) else 1
 
 
+def check_url(url: str) -> str | None:
+    """Why ``url`` cannot be a native-protocol server URL (None: it can)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("ws", "wss"):
+        scheme = {"http": "ws", "https": "wss"}.get(parts.scheme)
+        fix = f" (did you mean {urllib.parse.urlunsplit((scheme, *parts[1:]))}?)" if scheme else ""
+        return f"--url must start with ws:// or wss://, got {url!r}{fix}"
+    if not parts.hostname:
+        return f"--url {url!r} has no host"
+    path = parts.path.rstrip("/")
+    if path.endswith(("/twilio", "/audiohook", "/events", "/dashboard")):
+        return (f"--url {url!r} is the server's {path.rsplit('/', 1)[1]} endpoint; voicetriage stream speaks "
+                "the native protocol: use the server's root URL, e.g. ws://HOST:PORT/")
+    return None
+
+
+def stream_error(e: BaseException, url: str) -> str:
+    """A one-line explanation of a failed stream."""
+    from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
+
+    if isinstance(e, InvalidStatus):
+        code = e.response.status_code
+        if code == 401:
+            return (f"the server at {url} refused the connection (401): set {TOKEN_ENV} to a token it accepts")
+        if code == 503:
+            return f"the server at {url} is busy or stopping (503); try again later"
+        return f"the server at {url} refused the connection ({code})"
+    if isinstance(e, InvalidURI):
+        return f"--url {url!r} is not a websocket URL"
+    if isinstance(e, ConnectionClosed):
+        rcvd = e.rcvd
+        if rcvd is None:
+            return f"the connection to {url} was lost before the call ended"
+        return f"the server closed the call before it ended ({rcvd.code} {rcvd.reason or 'no reason given'})"
+    if isinstance(e, asyncio.TimeoutError):
+        return f"no answer from {url} in time"
+    return f"cannot connect to {url}: {e}"
+
+
 def run(args: argparse.Namespace) -> int:
+    from websockets.exceptions import WebSocketException
+
+    problem = check_url(args.url)
+    if problem:
+        print(f"voicetriage stream: {problem}", file=sys.stderr)
+        return 2
     try:
         events = asyncio.run(stream_file(args.url, args.file, options_from_args(args), make_printer(args.json)))
-    except OSError as e:
-        print(f"voicetriage stream: cannot connect to {args.url}: {e}", file=sys.stderr)
+    except (OSError, WebSocketException, asyncio.TimeoutError) as e:
+        print(f"voicetriage stream: {stream_error(e, args.url)}", file=sys.stderr)
         return 1
     return exit_code(events)

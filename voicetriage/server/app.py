@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import contextlib
 import json
 import logging
@@ -347,7 +348,26 @@ class App:
         """Start listening (websocket and TCP). ``port`` 0 picks a free port."""
         s = self.config.server
         self._ssl = tls_context(s.certfile, s.keyfile)
+        try:
+            await self._listen()
+        except OSError as e:
+            await self._close_listeners()
+            where = getattr(e, "voicetriage_where", f"{s.host}:{s.port}")
+            raise ConfigError(f"cannot listen on {where}: {e.strerror or e}"
+                              + (" (another server is using that port? pick another with --port)"
+                                 if e.errno in (errno.EADDRINUSE, errno.EACCES) else "")) from None
         self.metrics.start()
+
+    async def _close_listeners(self) -> None:
+        for srv in self._tcp_servers:
+            srv.close()
+        if self._ws is not None:
+            self._ws.close()
+        self._tcp_servers.clear()
+        self._ws = None
+
+    async def _listen(self) -> None:
+        s = self.config.server
         self._ws = await serve(
             self._dispatch,
             s.host,
@@ -363,8 +383,12 @@ class App:
             ssl=self._ssl,
         )
         for host, port, handler in self._tcp:
-            srv = await asyncio.start_server(lambda r, w, h=handler: self._tcp_dispatch(h, r, w), host, port,
-                                             reuse_port=self.reuse_port or None)
+            try:
+                srv = await asyncio.start_server(lambda r, w, h=handler: self._tcp_dispatch(h, r, w), host, port,
+                                                 reuse_port=self.reuse_port or None)
+            except OSError as e:
+                e.voicetriage_where = f"{host}:{port} (TCP)"  # type: ignore[attr-defined]
+                raise
             self._tcp_servers.append(srv)
 
     async def _tcp_dispatch(self, handler: TcpHandler, reader, writer) -> None:
