@@ -137,7 +137,8 @@ def hook():
 def triage_server(base_engine, start_server, tmp_path_factory, hook):
     tmp = tmp_path_factory.mktemp("triage-server")
     csv = tmp / "profiles.csv"
-    csv.write_text(f"number,birth_year,language\n{ELDER},1948,mandarin\n{YOUNGER},1990,mandarin\n", encoding="utf-8")
+    csv.write_text(f"number,customer_id,birth_year,language,flags,note\n{ELDER},C-77,1948,mandarin,vip,hard of hearing\n"
+                   f"{YOUNGER},C-78,1990,mandarin,,\n", encoding="utf-8")
     with ProfileStore(tmp / "profiles.db", create=True) as store:
         store.import_csv(csv)
     cfg = base_engine.config
@@ -216,6 +217,18 @@ async def test_known_elderly_caller_routes_to_senior_human_before_any_speech(tri
     # and the webhook received it
     [posted] = await asyncio.to_thread(hook.wait_for, lambda b: b.get("call_id") == "elder-1")
     assert posted == hint
+
+
+async def test_only_routing_inputs_of_a_profile_leave_the_server(triage_server):
+    silence = np.zeros(RATE, dtype=np.int16)
+    got, _ = await run_call(triage_server.url, silence, call_id="elder-2", caller_id=ELDER, speed=0)
+    [profile] = [m for m in of_type(got, "signal") if m["name"] == "profile"]
+    # the default policy reads age, age_band, language, vulnerable and prefers_human
+    assert set(profile["value"]) <= {"age", "age_band", "language", "vulnerable", "prefers_human"}
+    assert profile["value"]["age"] >= 65
+    everything = json.dumps(got, ensure_ascii=False)
+    for private in ("C-77", "vip", "hard of hearing", "13800138000", "138 0013"):
+        assert private not in everything, private
 
 
 async def test_asking_for_a_person_gets_human_now_within_seconds(triage_server, audio):

@@ -160,7 +160,9 @@ class CallTriage:
         self._started = True
         if self.profile is None:
             return []
-        return [profile_signal(self.call_id, self.profile, year=self._year, time=0.0)]
+        # only what the policy's rules read leaves the server (in the signal, hints, /events, logs)
+        fields = self.state.policy.fields_of("profile")
+        return [profile_signal(self.call_id, self.profile, year=self._year, time=0.0, fields=fields)]
 
     def _call(self, method: str, *args: Any) -> list[Signal]:
         out: list[Signal] = []

@@ -174,12 +174,19 @@ class Profile:
         }
 
 
-def profile_signal(call_id: str, profile: Profile, *, year: int, time: float = 0.0) -> Signal:
-    """The ``profile`` signal for a matched caller (a record on file: confidence 1)."""
+def profile_signal(call_id: str, profile: Profile, *, year: int, time: float = 0.0,
+                   fields: frozenset[str] | None = None) -> Signal:
+    """The ``profile`` signal for a matched caller (a record on file: confidence 1).
+
+    ``fields``: the routing inputs (what the policy's rules read); the rest of the
+    record (number, customer id, other flags, notes) stays on the server."""
+    value = profile.summary(year)
+    if fields is not None:
+        value = {k: v for k, v in value.items() if k in fields}
     return Signal(
         call_id=call_id,
         name="profile",
-        value=profile.summary(year),
+        value=value,
         confidence=1.0,
         time=time,
         evidence_time=time,

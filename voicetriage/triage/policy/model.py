@@ -153,6 +153,10 @@ class Policy:
         """The signal names the rules read."""
         return frozenset(c.signal for r in self.rules for c in r.conditions)
 
+    def fields_of(self, signal: str) -> frozenset[str]:
+        """The fields of ``signal``'s value the rules read (a condition on the whole value: "")."""
+        return frozenset(c.field or "" for r in self.rules for c in r.conditions if c.signal == signal)
+
     @property
     def queues(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(r.queue for r in self.rules))
