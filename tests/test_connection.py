@@ -43,6 +43,9 @@ def test_native_errors_before_start_and_the_call_goes_on():
     assert sent(p.receive_text('{"type": "stop"}'))[0]["code"] == "stop_before_start"
     assert sent(p.receive_text('{"type": "dtmf", "digit": "9"}'))[0]["code"] == "dtmf_before_start"
     assert sent(p.receive_text("[1]"))[0]["code"] == "bad_json"
+    forged = json.dumps({"type": "start", "call_id": "c1\n2026-12-02 WARNING forged line"})
+    assert sent(p.receive_text(forged))[0]["code"] == "bad_field"
+    assert sent(p.receive_text(json.dumps({"type": "start", "call_id": "x" * 129})))[0]["code"] == "bad_field"
     assert sent(p.receive_bytes(b"\0" * 1001))[0]["code"] == "message_too_large"
     assert p.receive_text('{"type": "health"}') == [QueryHealth()]
     assert p.reading

@@ -98,6 +98,8 @@ def _str(msg: Mapping[str, Any], key: str, required: bool = False, max_len: int 
         return None
     if not isinstance(v, str) or not v.strip() or len(v) > max_len:
         raise ProtocolError(f"'{key}' must be a non-empty string of at most {max_len} characters", code="bad_field")
+    if not v.isprintable():  # a newline in a call id would forge log lines
+        raise ProtocolError(f"'{key}' must not contain control characters", code="bad_field")
     return v
 
 
