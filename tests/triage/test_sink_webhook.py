@@ -80,7 +80,7 @@ def wait_for(cond, timeout=10.0):
 
 
 def test_posts_hints_as_json_in_order(receiver):
-    sink = WebhookSink(receiver.url, token="s3cret")
+    sink = WebhookSink(receiver.url, token="s3cret", senders=1)  # one sender: strict order
     for i in range(1, 4):
         sink(hint(i))
     sink(Final("call-1", "caller", 0, 0.0, 1.0, "hello", "en", 0.9, -0.2, 0.0, "silence"))  # not a hint
@@ -111,7 +111,7 @@ def test_retries_with_backoff_then_delivers(receiver):
 
 def test_gives_up_after_the_last_retry_and_goes_on(receiver):
     receiver.script = [(502, 0.0)] * 3
-    sink = WebhookSink(receiver.url, retries=2, backoff_s=0.01)
+    sink = WebhookSink(receiver.url, retries=2, backoff_s=0.01, senders=1)
     sink(hint(1))
     sink(hint(2))
     assert wait_for(lambda: sink.stats.sent == 1)
@@ -156,7 +156,7 @@ def test_connection_refused_is_retried_then_given_up():
 
 def test_slow_webhook_never_blocks_the_caller_and_the_queue_is_bounded(receiver):
     receiver.release.clear()  # the receiver holds every request until released
-    sink = WebhookSink(receiver.url, queue_size=5, timeout_s=10)
+    sink = WebhookSink(receiver.url, queue_size=5, timeout_s=10, senders=1)
     sink(hint(1))
     assert wait_for(lambda: len(receiver.requests) == 1)  # in flight, stuck
     for i in range(2, 102):  # would hang here if enqueueing waited on the receiver
@@ -183,3 +183,17 @@ def test_close_delivers_what_is_queued(receiver):
 def test_bad_urls_are_config_errors(url):
     with pytest.raises(ConfigError, match="webhook URL"):
         WebhookSink(url)
+
+
+def test_one_slow_delivery_does_not_hold_back_the_next_hint(receiver):
+    receiver.script = [(200, 3.0)]  # the first request hangs for 3 s
+    sink = WebhookSink(receiver.url, timeout_s=10)  # the default: several senders
+    t0 = time.monotonic()
+    sink(hint(1, call_id="slow-call"))
+    assert wait_for(lambda: len(receiver.requests) == 1)
+    sink(hint(1, call_id="other-call"))
+    assert wait_for(lambda: sink.stats.sent >= 1, timeout=2.5)
+    assert receiver.requests[-1]["body"]["call_id"] == "other-call" and time.monotonic() - t0 < 2.5
+    assert wait_for(lambda: sink.stats.sent == 2)
+    sink.close()
+    assert sink.health()["unsent"] == 0 and sink.health()["sent"] == 2

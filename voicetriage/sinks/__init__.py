@@ -62,6 +62,7 @@ def install_sinks(app: "App", triage: "TriageConfig", *, event_log: str | None =
             sinks._unsubscribe.append(app.hub.subscribe(sinks.webhook))
             webhook = sinks.webhook
             app.metrics.add_source("webhook", lambda: webhook.stats.dropped)
+            app.health_sections["webhook"] = webhook.health
     except Exception:
         sinks.close()
         raise

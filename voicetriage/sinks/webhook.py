@@ -1,11 +1,13 @@
 """HTTP webhook sink: POST each event (hints by default) as JSON to a URL.
 
-The hub callback only puts the event on a bounded queue and returns; one
-background thread posts events in order with the standard library
+The hub callback only puts the event on a bounded queue and returns;
+``senders`` background threads (4) post events in queue order with the standard library
 (``urllib``), a timeout per attempt and retries with exponential backoff on
 connection errors, timeouts, 408/425/429 and 5xx (``Retry-After`` is honoured,
 capped). Other 4xx answers are not retried. When the queue is full the oldest
-event is dropped (and counted): a slow or dead webhook never blocks a call.
+event is dropped (and counted): a slow or dead webhook never blocks a call,
+and one slow delivery (timeouts, retries) never holds back the other events.
+Receivers order a call's hints by ``seq``.
 
 Every POST carries ``Idempotency-Key`` (stable across retries) so receivers
 can drop the duplicates retries may cause.
@@ -40,6 +42,7 @@ class WebhookStats:
     retries: int = 0
     failed: int = 0  # given up after the last retry or a non-retryable answer
     dropped: int = 0  # queue full: oldest event dropped
+    unsent: int = 0  # still queued when the server stopped
 
 
 class WebhookSink:
@@ -56,6 +59,7 @@ class WebhookSink:
         max_backoff_s: float = 30.0,
         queue_size: int = 1000,
         token: str | None = None,
+        senders: int = 4,
     ) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -75,8 +79,10 @@ class WebhookSink:
         self._cond = threading.Condition()
         self._stopping = False
         self._deadline = float("inf")
-        self._thread = threading.Thread(target=self._run, name="voicetriage-webhook", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, name=f"voicetriage-webhook-{i}", daemon=True)
+                         for i in range(max(1, senders))]
+        for t in self._threads:
+            t.start()
 
     def __call__(self, event: object) -> None:
         kind = getattr(event, "kind", None)
@@ -91,7 +97,7 @@ class WebhookSink:
                 return
             if len(self._queue) >= self._size:
                 _, old_key, _ = self._queue.popleft()
-                self.stats.dropped += 1
+                self.stats.dropped += 1  # under the lock: several threads count
                 log.warning("webhook queue full (%d); dropped %s", self._size, old_key)
             self._queue.append((kind, key, body))
             self.stats.queued += 1
@@ -137,12 +143,12 @@ class WebhookSink:
                 req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
                 with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                     resp.read()
-                self.stats.sent += 1
+                self._count("sent")
                 return
             except urllib.error.HTTPError as e:
                 problem = f"HTTP {e.code}"
                 if e.code not in RETRY_STATUS:
-                    self.stats.failed += 1
+                    self._count("failed")
                     log.error("webhook %s answered %s for %s %s; not retried", self.url, problem, kind, key)
                     return
                 wait = _retry_after(e.headers.get("Retry-After"))
@@ -153,13 +159,23 @@ class WebhookSink:
             if wait is None:
                 wait = self.backoff_s * (2 ** attempt) * (1 + 0.1 * random.random())
             wait = min(wait, self.max_backoff_s)
-            self.stats.retries += 1
+            self._count("retries")
             log.warning("webhook %s: %s for %s %s; retry %d/%d in %.2f s",
                         self.url, problem, kind, key, attempt + 1, self.retries, wait)
             if not self._sleep(wait):
                 break
-        self.stats.failed += 1
+        self._count("failed")
         log.error("webhook %s: gave up on %s %s: %s", self.url, kind, key, problem)
+
+    def _count(self, what: str) -> None:
+        with self._cond:
+            setattr(self.stats, what, getattr(self.stats, what) + 1)
+
+    def health(self) -> dict:
+        with self._cond:
+            s = self.stats
+            return {"queued": s.queued, "sent": s.sent, "retries": s.retries, "failed": s.failed,
+                    "dropped": s.dropped, "pending": len(self._queue), "unsent": s.unsent}
 
     def _sleep(self, seconds: float) -> bool:
         """Wait between retries; False when closing and past the drain deadline."""
@@ -180,9 +196,13 @@ class WebhookSink:
             self._stopping = True
             self._deadline = time.monotonic() + timeout
             self._cond.notify_all()
-        self._thread.join(timeout + self.timeout_s + 1)
-        if self._queue:
-            log.warning("webhook %s: %d event(s) not delivered at shutdown", self.url, len(self._queue))
+        end = time.monotonic() + timeout + self.timeout_s + 1
+        for t in self._threads:
+            t.join(max(0.0, end - time.monotonic()))
+        with self._cond:
+            self.stats.unsent = len(self._queue)
+        if self.stats.unsent:
+            log.warning("webhook %s: %d event(s) not delivered at shutdown", self.url, self.stats.unsent)
 
 
 def _event_key(msg: dict) -> str:
