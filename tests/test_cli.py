@@ -90,6 +90,32 @@ def test_serve_stream_and_clean_shutdown(manifest, tmp_path):
     assert "shutting down" in out
     # debug logging (-vv) logged the handshakes, but never the token
     assert "Authorization" in err and token not in err
+    # each record of a call names it
+    assert "[en_whisper_jfk]: call en_whisper_jfk started" in err
+
+
+def test_json_log_lines_carry_the_call_id():
+    import io
+    import logging
+
+    from voicetriage.core.logsafe import CALL_ID, CallContext, JsonFormatter
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(CallContext())
+    handler.setFormatter(JsonFormatter())
+    log = logging.getLogger("voicetriage.test-json")
+    log.addHandler(handler)
+    log.propagate = False
+    token = CALL_ID.set("call-7")
+    try:
+        log.warning("hello %s", "there")
+    finally:
+        CALL_ID.reset(token)
+    log.warning("no call")
+    first, second = (json.loads(x) for x in out.getvalue().splitlines())
+    assert first["call_id"] == "call-7" and first["message"] == "hello there" and first["level"] == "WARNING"
+    assert second["call_id"] == "-"
 
 
 def test_stream_errors_are_clear(tmp_path):

@@ -14,7 +14,7 @@ import sys
 
 from voicetriage import __version__
 from voicetriage.core.errors import VoiceTriageError
-from voicetriage.core.logsafe import install_redaction
+from voicetriage.core.logsafe import install_log_context, install_redaction
 
 # modules of this package that provide subcommands, in --help order
 COMMANDS = [
@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"voicetriage {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    parser.add_argument("--log-json", action="store_true",
+                        help="log one JSON object per line (ts, level, logger, call_id, message)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"{__name__}.{name}").register(sub)
@@ -53,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s [%(call_id)s]: %(message)s")
+    install_log_context(json_lines=args.log_json)  # each record names its call
     install_redaction()  # no credential reaches a log, at any level
     try:
         return int(args.func(args) or 0)

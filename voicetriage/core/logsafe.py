@@ -8,8 +8,11 @@ library logs them (websockets at debug level logs every request header).
 
 from __future__ import annotations
 
+import contextvars
+import json
 import logging
 import re
+import time
 
 CAP = 200
 
@@ -58,4 +61,44 @@ def install_redaction(logger: logging.Logger | None = None) -> None:
             handler.addFilter(RedactSecrets())
 
 
-__all__ = ["safe", "redact", "RedactSecrets", "install_redaction"]
+#: the call a log record belongs to (set by the connection layer for its task and
+#: everything it starts; log records carry it as ``record.call_id``)
+CALL_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("voicetriage_call_id", default=None)
+
+
+class CallContext(logging.Filter):
+    """Adds ``record.call_id`` (or "-") from :data:`CALL_ID`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "call_id"):
+            record.call_id = CALL_ID.get() or "-"
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, call_id, message (and the traceback)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "call_id": getattr(record, "call_id", "-"),
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            out["exception"] = record.exc_text or self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+def install_log_context(json_lines: bool = False) -> None:
+    """Every handler of the root logger gets the call id (and, with ``json_lines``, JSON lines)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, CallContext) for f in handler.filters):
+            handler.addFilter(CallContext())
+        if json_lines:
+            handler.setFormatter(JsonFormatter())
+
+
+__all__ = ["safe", "redact", "RedactSecrets", "install_redaction", "CALL_ID", "CallContext", "JsonFormatter",
+           "install_log_context"]

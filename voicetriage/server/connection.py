@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 from websockets.exceptions import ConnectionClosed
 
 from voicetriage.core.errors import VoiceTriageError
+from voicetriage.core.logsafe import CALL_ID, safe
 from voicetriage.protocols.actions import (
     Action,
     EndCall,
@@ -148,6 +149,7 @@ class Driver:
         info, languages = a.info, a.track_languages
         for attempt in (1, 2):
             try:
+                CALL_ID.set(safe(info.call_id, 64))  # this connection's task and all it starts
                 self.session = self.app.open_call(info, a.spec, self._emit, tracks=a.tracks,
                                                   track_languages=languages)
                 return self.proto.call_started()  # e.g. AudioHook's 'opened', native 'started'
