@@ -51,6 +51,7 @@ from voicetriage.protocols.actions import (
 from voicetriage.protocols.audiohook_wire import (
     _DURATION_RE,
     _LANG_RE,
+    CHANNEL_TRACKS,
     RATE,
     _confidence,
     _is_seq,
@@ -58,6 +59,8 @@ from voicetriage.protocols.audiohook_wire import (
     format_duration,
     parse_duration,
     samples_duration,
+    select_media,
+    validate_open,
     word_tokens,
 )
 from voicetriage.protocols.machine import (
@@ -74,7 +77,6 @@ PLATFORM = "audiohook"
 VERSION = "2"
 NULL_UUID = "00000000-0000-0000-0000-000000000000"
 MAX_TEXT_CHARS = 65535  # the protocol's limit on one text message, both ways
-CHANNEL_TRACKS = {"external": "caller", "internal": "agent"}
 TRACK_CHANNELS = {v: k for k, v in CHANNEL_TRACKS.items()}
 DIGITS = frozenset("0123456789*#ABCD")
 CLOSE_REASONS = ("end", "error", "disconnect", "reconnect")
@@ -345,7 +347,7 @@ class AudioHookSession(Machine):
         if self.state != "preparing":
             log.warning("audiohook %s: ignoring 'open' in state %s", self.id, self.state)
             return []
-        problem = self._validate_open(p)
+        problem = validate_open(p)
         if problem:
             raise _ClientError(f"Invalid Message: 'open' parameters: {problem}")
         if self.organization_id is not None and p["organizationId"].lower() != self.organization_id.lower():
@@ -353,7 +355,7 @@ class AudioHookSession(Machine):
                 'Mismatch between "organizationId" open parameter and "audiohook-organization-id" header field',
                 reason="unauthorized",
             )
-        choice = self._select_media(p["media"])
+        choice = select_media(p["media"])
         self.probe = p["conversationId"] == NULL_UUID
         if choice is None and not self.probe:
             return self.fail(
@@ -440,47 +442,6 @@ class AudioHookSession(Machine):
         self.state = "active"
         self.has_call = True
         return [Send(self._message("opened", self._opened))]
-
-    @staticmethod
-    def _validate_open(p: Mapping[str, Any]) -> str | None:
-        for key in ("organizationId", "conversationId"):
-            if not _is_uuid(p.get(key)):
-                return f"{key} must be a UUID"
-        part = p.get("participant")
-        if not isinstance(part, dict) or not _is_uuid(part.get("id")):
-            return "participant must be an object with a UUID id"
-        for key in ("ani", "aniName", "dnis"):
-            if not isinstance(part.get(key), str):
-                return f"participant.{key} must be a string"
-        media = p.get("media")
-        if not isinstance(media, list):
-            return "media must be a list"
-        for m in media:
-            if (not isinstance(m, dict) or m.get("type") != "audio" or m.get("format") not in ("PCMU", "L16")
-                    or m.get("rate") != RATE or not isinstance(m.get("channels"), list)
-                    or not 1 <= len(m["channels"]) <= 2
-                    or any(c not in CHANNEL_TRACKS for c in m["channels"])
-                    or len(set(m["channels"])) != len(m["channels"])):
-                return f"bad media entry {m!r}"
-        lang = p.get("language")
-        if lang is not None and not (isinstance(lang, str) and _LANG_RE.match(lang)):
-            return f"language {lang!r} is not a language code like en-US"
-        if "supportedLanguages" in p and not isinstance(p["supportedLanguages"], bool):
-            return "supportedLanguages must be a boolean"
-        if "customConfig" in p and not isinstance(p["customConfig"], dict):
-            return "customConfig must be an object"
-        return None
-
-    @staticmethod
-    def _select_media(offers: list[dict[str, Any]]) -> dict[str, Any] | None:
-        """PCMU only (L16's byte order is not pinned down for AudioHook); prefer both
-        channels, then the customer (external) alone, then the agent alone."""
-        def rank(m: dict[str, Any]) -> tuple[int, int]:
-            ch = m["channels"]
-            return (0 if len(ch) == 2 else 1, 0 if ch[0] == "external" else 1)
-
-        pcmu = [m for m in offers if m["format"] == "PCMU"]
-        return min(pcmu, key=rank) if pcmu else None
 
     def _on_update(self, msg: Mapping[str, Any], p: Mapping[str, Any]) -> list[Action]:
         lang = p.get("language")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 import re
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Mapping
 
 from voicetriage.core.errors import ProtocolError
 
 RATE = 8000
+CHANNEL_TRACKS = {"external": "caller", "internal": "agent"}
 _DURATION_RE = re.compile(r"^PT(\d+(?:\.\d*)?|\.\d+)S$")
 # CJK ideographs, kana and hangul are one word token each; other scripts split at spaces
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
@@ -99,3 +100,44 @@ def _is_uuid(value: object) -> bool:
 
 def _is_seq(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def validate_open(p: Mapping[str, Any]) -> str | None:
+    """What is wrong with an ``open`` message's parameters, or None."""
+    for key in ("organizationId", "conversationId"):
+        if not _is_uuid(p.get(key)):
+            return f"{key} must be a UUID"
+    part = p.get("participant")
+    if not isinstance(part, dict) or not _is_uuid(part.get("id")):
+        return "participant must be an object with a UUID id"
+    for key in ("ani", "aniName", "dnis"):
+        if not isinstance(part.get(key), str):
+            return f"participant.{key} must be a string"
+    media = p.get("media")
+    if not isinstance(media, list):
+        return "media must be a list"
+    for m in media:
+        if (not isinstance(m, dict) or m.get("type") != "audio" or m.get("format") not in ("PCMU", "L16")
+                or m.get("rate") != RATE or not isinstance(m.get("channels"), list)
+                or not 1 <= len(m["channels"]) <= 2
+                or any(c not in CHANNEL_TRACKS for c in m["channels"])
+                or len(set(m["channels"])) != len(m["channels"])):
+            return f"bad media entry {m!r}"
+    lang = p.get("language")
+    if lang is not None and not (isinstance(lang, str) and _LANG_RE.match(lang)):
+        return f"language {lang!r} is not a language code like en-US"
+    if "supportedLanguages" in p and not isinstance(p["supportedLanguages"], bool):
+        return "supportedLanguages must be a boolean"
+    if "customConfig" in p and not isinstance(p["customConfig"], dict):
+        return "customConfig must be an object"
+    return None
+
+def select_media(offers: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """PCMU only (L16's byte order is not pinned down for AudioHook); prefer both
+    channels, then the customer (external) alone, then the agent alone."""
+    def rank(m: dict[str, Any]) -> tuple[int, int]:
+        ch = m["channels"]
+        return (0 if len(ch) == 2 else 1, 0 if ch[0] == "external" else 1)
+
+    pcmu = [m for m in offers if m["format"] == "PCMU"]
+    return min(pcmu, key=rank) if pcmu else None
