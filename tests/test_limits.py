@@ -112,3 +112,54 @@ async def test_health_says_degraded_when_finals_queue_up(tiny_engine, start_serv
     monkeypatch.setattr(worker, "stats", real)
     status, body = await asyncio.to_thread(health, srv.port)
     assert status == 200 and body["status"] == "ok"
+
+
+async def test_a_call_whose_finals_pile_up_is_held_not_dropped(tiny_engine, start_server, manifest, tmp_path,
+                                                                monkeypatch):
+    """A slow recogniser and a client sending as fast as it can: the reader waits while
+    more than max_pending_finals of the call's finals are queued; every final still comes."""
+    import wave
+
+    import numpy as np
+
+    from voicetriage.audio.files import read_audio
+
+    clip = read_audio(manifest["en_whisper_jfk"]["path"], 16000)[0]
+    gap = np.zeros(16000, np.float32)
+    path = tmp_path / "three.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.concatenate([clip, gap, clip, gap, clip, gap]) * 32767).astype("<i2").tobytes())
+    srv = server_with(tiny_engine, start_server, max_audio_speed=0.0, max_pending_finals=1)
+    asr = tiny_engine.asr
+    real = asr.transcribe_batch
+
+    def slow(requests):
+        time.sleep(0.3)
+        return real(requests)
+
+    monkeypatch.setattr(asr, "transcribe_batch", slow)
+    peak = 0
+    done = False
+
+    async def watch():
+        nonlocal peak
+        while not done:
+            for s in list(srv.app.calls.values()):
+                peak = max(peak, s.finals_pending)
+            await asyncio.sleep(0.005)
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        events = await stream_file(srv.url, str(path), StreamOptions(speed=0))
+    finally:
+        done = True
+        await watcher
+    finals = [e for e in events if e["type"] == "final"]
+    assert events[-1]["type"] == "summary" and events[-1]["reason"] == "stop"
+    assert len(finals) >= 3 and sum("country" in f["text"].lower() for f in finals) >= 3
+    assert peak <= 2, f"{peak} finals of one call were queued at once (limit 1, plus the one that tipped it)"
+    status, body = await asyncio.to_thread(health, srv.port)
+    assert body["throttled_s"] > 0

@@ -120,3 +120,27 @@ async def test_two_threads_decode_two_calls_at_once():
         assert (ra.text, rb.text) == ("A", "B")
     finally:
         w.stop()
+
+
+async def test_partials_are_shed_while_finals_wait_and_finals_never_are():
+    eng = FakeEngine()
+    w = InferenceWorker(eng, max_batch=1, shed_backlog=2)
+    w.start()
+    try:
+        first = w.submit("A", "caller", req("A-f0"), final=True)  # occupies the worker
+        await asyncio.sleep(0.05)
+        kept = w.submit("B", "caller", req("B-p0"), final=False)  # no backlog yet: queued
+        finals = [w.submit(c, "caller", req(f"{c}-f1"), final=True) for c in "ABC"]
+        shed = w.submit("D", "caller", req("D-p1"), final=False)  # 3 finals waiting > 2
+        assert shed.done() and shed.result() is None
+        replaced_by_final = w.submit("B", "caller", req("B-p1"), final=False)
+        assert replaced_by_final.done() and w.stats().shed_partials == 2  # D-p1, B-p1
+        assert await kept is None  # superseded by B's final, as before
+        eng.gate.set()
+        results = await asyncio.gather(first, *finals)
+        assert [r.text for r in results] == ["A-f0", "A-f1", "B-f1", "C-f1"]  # every final decoded
+        assert [b[0] for b in eng.batches] == ["A-f0", "A-f1", "B-f1", "C-f1"]
+        late = w.submit("D", "caller", req("D-p2"), final=False)  # backlog gone: partials run again
+        assert (await late).text == "D-p2"
+    finally:
+        w.stop()

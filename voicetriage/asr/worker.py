@@ -8,6 +8,9 @@ thread picks work fairly and runs it in batches:
   cannot starve the others;
 * at most one partial per call and track is queued: a newer one replaces an
   older one that has not started (the older result would be stale anyway);
+* partials are shed when finals are waiting: while more than ``shed_backlog``
+  finals are queued (the server uses twice the thread count), a new partial resolves to ``None`` at once (counted in
+  ``shed_partials``) instead of queueing behind them;
 * requests whose padded windows match are batched together (up to
   ``max_batch``), since the encoder pads a batch to its longest window.
 """
@@ -53,6 +56,7 @@ class WorkerStats:
     busy_s: float
     audio_s: float
     max_queue_wait_s: float
+    shed_partials: int = 0
 
 
 class InferenceWorker:
@@ -63,8 +67,10 @@ class InferenceWorker:
     thread takes the next batch from the same fair schedule.
     """
 
-    def __init__(self, engine: AsrEngine, max_batch: int = 4, threads: int = 1) -> None:
+    def __init__(self, engine: AsrEngine, max_batch: int = 4, threads: int = 1,
+                 shed_backlog: int | None = None) -> None:
         self.engine = engine
+        self.shed_backlog = shed_backlog
         self.max_batch = max(1, max_batch)
         self.n_threads = max(1, threads)
         self._cond = threading.Condition()
@@ -79,6 +85,7 @@ class InferenceWorker:
         self._busy = 0.0
         self._audio = 0.0
         self._max_wait = 0.0
+        self._shed = 0
         # called on a worker thread after each batch: ([(final, queue wait s)], busy s)
         self.on_batch: Callable[[list[tuple[bool, float]], float], None] | None = None
 
@@ -108,6 +115,7 @@ class InferenceWorker:
                 round(self._busy, 3),
                 round(self._audio, 3),
                 round(self._max_wait, 3),
+                self._shed,
             )
 
     def submit(self, call_id: str, track: str, request: AsrRequest, final: bool) -> asyncio.Future:
@@ -126,6 +134,12 @@ class InferenceWorker:
             if final:
                 self._finals[call_id].append(job)
                 old = self._partials.pop(job.key, None)
+            elif self.shed_backlog is not None and sum(len(q) for q in self._finals.values()) > self.shed_backlog:
+                self._shed += 1
+                old = self._partials.pop(job.key, None)
+                job.future.set_result(None)
+                if old is not None:
+                    self._shed += 1
             else:
                 old = self._partials.get(job.key)
                 self._partials[job.key] = job

@@ -143,6 +143,9 @@ class ServerConfig:
     # (a client at 26x grew the finals queue and slowed every other call); 0: no limit
     max_audio_speed: float = opt(4.0, min=0)
     audio_burst_s: float = opt(30.0, min=0)
+    # finals of one call waiting for the recogniser before its reader is held too
+    # (so the total is at most max_calls times this; finals are never dropped)
+    max_pending_finals: int = opt(4, min=1, max=1000)
     event_log: str | None = None  # append-only JSONL of finals (and hints)
     certfile: str | None = None  # TLS: serve wss:// and https:// (with keyfile)
     keyfile: str | None = None

@@ -25,9 +25,11 @@ class Engine:
         self.config = config
         self.asr = asr
         self.vad = vad
-        self.worker = InferenceWorker(
-            asr, max_batch=config.asr.max_batch, threads=inference_workers(config.asr)
-        )
+        threads = inference_workers(config.asr)
+        # the same backlog at which /health says "degraded": a partial then waits
+        # behind finals and would show stale text anyway
+        self.worker = InferenceWorker(asr, max_batch=config.asr.max_batch, threads=threads,
+                                      shed_backlog=2 * threads)
         self.worker.start()
         self._forced_language = normalise_language(config.asr.language, asr.multilingual)
         try:

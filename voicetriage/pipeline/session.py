@@ -143,6 +143,7 @@ class CallSession:
         self._received = {t: 0.0 for t in tracks}
         self._finals: list[Final] = []
         self._pending: set[asyncio.Future] = set()
+        self._finals_pending = 0
         self._closed = False
         self._summary: CallSummary | None = None
         self._opened = time.monotonic()
@@ -416,6 +417,16 @@ class CallSession:
         t.last_final = task
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+        self._finals_pending += 1
+        task.add_done_callback(self._final_done)
+
+    def _final_done(self, _task: asyncio.Future) -> None:
+        self._finals_pending -= 1
+
+    @property
+    def finals_pending(self) -> int:
+        """Finals of this call not yet decoded (all tracks)."""
+        return self._finals_pending
 
     async def _final_after(self, t: _Track, ev: SpeechEnded, previous: asyncio.Task, shown: bool) -> None:
         await asyncio.gather(previous, return_exceptions=True)

@@ -201,6 +201,11 @@ class App:
                 del self.calls[session.info.call_id]
             log.info("call %s ended (%s)", session.info.call_id, reason)
 
+    @property
+    def closing(self) -> bool:
+        """The server is shutting down (no new calls; the ones in progress are flushed)."""
+        return self._closing
+
     def count_error(self, code: str) -> None:
         """Count a failure that did not stop the server (shown in ``/health``)."""
         self.errors[code] = self.errors.get(code, 0) + 1
@@ -221,6 +226,7 @@ class App:
             "max_calls": self.config.server.max_calls,
             "queued_finals": stats.queued_finals,
             "queued_partials": stats.queued_partials,
+            "shed_partials": stats.shed_partials,
             "inference_busy_s": stats.busy_s,
             "errors": dict(sorted(self.errors.items())),
             "connections": sum(self.peers.values()),

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _UNDELIVERED_LOGGED = ("final", "hint", "summary")
+PENDING_POLL_S = 0.05  # how often a reader held for its finals looks again
 
 
 class PeerGone(Exception):
@@ -183,17 +184,24 @@ class Driver:
         return []
 
     async def _pace(self, track: str | None) -> None:
-        """Hold the reader while the call's audio is ahead of what its rate allows."""
+        """Hold the reader while the call's audio is ahead of what its rate allows,
+        or while more of its finals wait for the recogniser than the limit allows."""
         s, cfg = self.session, self.app.config.server
-        if s is None or cfg.max_audio_speed <= 0:
+        if s is None:
             return
         now = time.monotonic()
-        if self._audio_t0 is None:
-            self._audio_t0 = now
-        ahead = s.time(track) - cfg.audio_burst_s - (now - self._audio_t0) * cfg.max_audio_speed
-        if ahead > 0:
-            self.app.throttled_s += ahead / cfg.max_audio_speed
-            await asyncio.sleep(ahead / cfg.max_audio_speed)
+        if cfg.max_audio_speed > 0:
+            if self._audio_t0 is None:
+                self._audio_t0 = now
+            ahead = s.time(track) - cfg.audio_burst_s - (now - self._audio_t0) * cfg.max_audio_speed
+            if ahead > 0:
+                self.app.throttled_s += ahead / cfg.max_audio_speed
+                await asyncio.sleep(ahead / cfg.max_audio_speed)
+        if s.finals_pending > cfg.max_pending_finals:
+            held = time.monotonic()
+            while s.finals_pending > cfg.max_pending_finals and not self.app.closing:
+                await asyncio.sleep(PENDING_POLL_S)
+            self.app.throttled_s += time.monotonic() - held
 
     async def end(self, a: EndCall) -> None:
         """Flush and close the call (once), then the protocol's last replies."""

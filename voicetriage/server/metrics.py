@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily as CounterFamily, GaugeMetricFamily
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
@@ -55,6 +55,8 @@ class _Gauges:
         queue.add_metric(["final"], stats.queued_finals)
         queue.add_metric(["partial"], stats.queued_partials)
         yield queue
+        yield CounterFamily("voicetriage_asr_shed_partials", "partials not decoded because finals were waiting",
+                            value=stats.shed_partials)
         drops = GaugeMetricFamily("voicetriage_sink_dropped", "events a sink could not deliver (since start)",
                                   labels=["sink"])
         for name, read in list(self.sources.items()):
