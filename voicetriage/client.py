@@ -111,6 +111,7 @@ async def stream_file(
     Each event dict gets ``_t``: seconds since the first audio frame was sent.
     """
     from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
 
     data, spec = wire_audio(path, opts)
     start = {
@@ -148,16 +149,24 @@ async def stream_file(
 
         receiver = asyncio.ensure_future(receive())
         t0 = time.monotonic()
-        for i, off in enumerate(range(0, len(data), frame)):
-            await ws.send(data[off : off + frame])
-            if opts.speed > 0:
-                due = t0 + (i + 1) * opts.frame_ms / 1000 / opts.speed
-                delay = due - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            elif i % 50 == 0:
-                await asyncio.sleep(0)
-        await ws.send(json.dumps({"type": "stop"}))
+        try:
+            for i, off in enumerate(range(0, len(data), frame)):
+                await ws.send(data[off : off + frame])
+                if opts.speed > 0:
+                    due = t0 + (i + 1) * opts.frame_ms / 1000 / opts.speed
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                elif i % 50 == 0:
+                    await asyncio.sleep(0)
+            await ws.send(json.dumps({"type": "stop"}))
+        except ConnectionClosed:
+            # the server ended the call first (shutting down, a limit): what it sent
+            # before closing, its summary included, is the call's result
+            await asyncio.gather(receiver, return_exceptions=True)
+            if not any(e.get("type") == "summary" for e in events):
+                raise
+            return events
         try:
             await asyncio.wait_for(receiver, timeout=120)
         except asyncio.TimeoutError:

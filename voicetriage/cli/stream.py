@@ -139,4 +139,10 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, WebSocketException, asyncio.TimeoutError) as e:
         print(f"voicetriage stream: {stream_error(e, args.url)}", file=sys.stderr)
         return 1
+    summary = next((e for e in events if e.get("type") == "summary"), None)
+    if summary is not None and summary.get("reason") != "stop":
+        # the server ended the call before the whole file was sent (shutdown, a limit)
+        print(f"voicetriage stream: the server ended the call early ({summary.get('reason')}); "
+              "what it sent until then is above", file=sys.stderr)
+        return 1
     return exit_code(events)
