@@ -163,3 +163,30 @@ async def test_a_call_whose_finals_pile_up_is_held_not_dropped(tiny_engine, star
     assert peak <= 2, f"{peak} finals of one call were queued at once (limit 1, plus the one that tipped it)"
     status, body = await asyncio.to_thread(health, srv.port)
     assert body["throttled_s"] > 0
+
+
+async def test_a_paced_call_outlives_the_keepalive(tiny_engine, start_server, manifest, tmp_path):
+    """``stream --speed 0`` of a long recording died after 41 s with "keepalive ping timeout":
+    the server held the reader and the client's pong waited behind the audio it had sent.
+    Here: a 10 s burst (the kernel's buffers grow while the server reads at full speed),
+    then 1x, so a pong waits behind half a minute of audio, past the server's 20 s ping
+    interval and its former 20 s ping timeout."""
+    import wave
+
+    import numpy as np
+
+    from voicetriage.audio.files import read_audio
+
+    clip = read_audio(manifest["en_whisper_jfk"]["path"], 16000)[0]
+    path = tmp_path / "long.wav"
+    audio = np.concatenate([clip, np.zeros(8000, np.float32)] * 5)  # 57.5 s
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((audio * 32767).astype("<i2").tobytes())
+    srv = server_with(tiny_engine, start_server, max_audio_speed=1.0, audio_burst_s=10.0)
+    events = await stream_file(srv.url, str(path), StreamOptions(speed=0))
+    assert events[-1]["type"] == "summary" and events[-1]["reason"] == "stop", events[-1]
+    assert events[-1]["audio_s"]["caller"] > 57
+    assert sum("country" in e["text"].lower() for e in events if e["type"] == "final") >= 5

@@ -129,7 +129,11 @@ async def stream_file(
     events: list[dict[str, Any]] = []
     t0 = time.monotonic()
 
-    async with connect(url, max_size=None, open_timeout=30, close_timeout=30, **connect_options(url, opts)) as ws:
+    # sending faster than the server reads (it holds a call to a few times real time)
+    # puts our pings behind seconds of queued audio: no ping timeout then
+    fast = opts.speed == 0 or opts.speed > 2
+    async with connect(url, max_size=None, open_timeout=30, close_timeout=30,
+                       ping_timeout=None if fast else 20, **connect_options(url, opts)) as ws:
         await ws.send(json.dumps(start))
         first = json.loads(await ws.recv())
         first["_t"] = 0.0

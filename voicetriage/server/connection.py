@@ -235,6 +235,11 @@ class WebSocketTransport(Transport):
     def __init__(self, ws: "ServerConnection", *, replies: bool = True) -> None:
         self.ws = ws
         self.send = ws.send if replies else None
+        # A call's reader may be held (pacing, finals backlog) while the peer's pong
+        # waits behind the audio it already sent: a ping timeout would then drop a
+        # call that is only fast. Calls end on idle_timeout_s (no input) instead,
+        # and a dead peer is seen at the next read; pings still go out.
+        ws.ping_timeout = None
 
     async def receive(self, timeout: float | None) -> str | bytes:
         try:
