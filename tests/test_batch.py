@@ -400,3 +400,35 @@ def test_language_switch_within_a_file(manifest, tmp_path, base_engine):
         assert wer(manifest["en_asterisk8k_vm_instructions"]["transcript"], " ".join(s["text"] for s in en_segs)) <= 0.25
         assert zh_segs and {s["language"] for s in zh_segs} == {"zh"}
         assert metrics.cer(manifest["cmn_aishell1_S0764W0122"]["transcript"], "".join(s["text"] for s in zh_segs)) <= 0.5
+
+
+def test_long_recordings_are_decoded_a_block_at_a_time(stereo_call, tmp_path, tiny_whisper, monkeypatch):
+    """Blocks of 5 s instead of 5 minutes (memory stays bounded on an hour-long file):
+    the same transcript, the block offsets added, the channels still labelled and interleaved."""
+    import voicetriage.offline.batch as batch
+    from voicetriage.audio.files import iter_audio_blocks, read_audio
+
+    whole = read_audio(stereo_call, 16000, split=True, channels=2)
+    blocks = list(iter_audio_blocks(stereo_call, 16000, split=True, channels=2, block_s=5.0, search_s=1.0))
+    assert len(blocks) == 3 and [b[0] for b in blocks] == sorted(b[0] for b in blocks)
+    for ch in (0, 1):
+        assert np.array_equal(np.concatenate([b[1][ch] for b in blocks]), whole[ch])
+    # each cut is at the quietest 50 ms of the second before it
+    for first, _ in blocks[1:]:
+        mix = (whole[0] + whole[1])[first - 400:first + 400]
+        assert float(np.sqrt(np.mean(mix * mix))) < 0.05
+
+    monkeypatch.setattr(batch, "BLOCK_S", 5.0)
+    out = tmp_path / "out"
+    opts = BatchOptions(out_dir=out, format="jsonl", channels="split")
+    summary = run_batch(plan(discover([stereo_call]).files, opts), opts, lambda: tiny_whisper)
+    assert [r.status for r in summary.results] == ["done"], summary.results
+    records = read_jsonl(out / "call.jsonl")
+    header, segs = records[0], [r for r in records if r["type"] == "segment"]
+    assert header["duration"] == pytest.approx(14.0, abs=0.01)
+    assert [(t["speaker"], t["channel"]) for t in header["tracks"]] == [("caller", 0), ("agent", 1)]
+    assert wer(JFK, segments_text(out / "call.jsonl", "caller")) <= WER_BOUND + 0.1
+    assert wer(ONE_TWO_THREE, segments_text(out / "call.jsonl", "agent")) <= WER_BOUND
+    assert max(s["end"] for s in segs) > 10.0  # the last block's segments carry its offset
+    assert [s["start"] for s in segs] == sorted(s["start"] for s in segs)
+    assert all(0 <= s["start"] <= s["end"] <= header["duration"] for s in segs)

@@ -12,16 +12,18 @@ temporary file and renamed into place, so an existing output is complete.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import secrets
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 from voicetriage.asr.registry import ResolvedModel
-from voicetriage.audio.files import read_audio
+from voicetriage.audio.files import BLOCK_S, iter_audio_blocks, read_audio
+from voicetriage.offline.languages import language_runs
 from voicetriage.core.errors import (
     ConfigError,
     OutputError,
@@ -382,109 +384,85 @@ class BatchRunner:
                 raise ConfigError(f"model {resolved.id!r} does not know language {lang!r}")
         self.model, self.resolved = model, resolved
 
-    def language_runs(self, samples: Any) -> list[tuple[int, int, str | None, float]]:
-        """Split a channel into runs of one language: ``(start, end, language, p)``
-        in samples, covering the whole channel. One run with language None
-        (Whisper detects) when the language is forced elsewhere or no speech is found."""
-        import numpy as np
-        from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-        from voicetriage.asr.engine import AsrEngine, decide_language
+    def language_runs(self, samples: Any, offset_s: float = 0.0) -> list[tuple[int, int, str | None, float]]:
+        """Runs of one language over a channel (see :func:`voicetriage.offline.languages.language_runs`)."""
+        from voicetriage.asr.engine import AsrEngine
         from voicetriage.core.config import AsrConfig
 
-        o = self.options
-        whole = [(0, len(samples), o.language, 1.0)]
         multilingual = getattr(getattr(self.model, "model", None), "is_multilingual", False)
-        if o.language is not None or not o.per_chunk_language or not multilingual:
-            return whole
-        chunks = get_speech_timestamps(
-            samples, VadOptions(min_silence_duration_ms=o.chunk_silence_ms, max_speech_duration_s=30.0, speech_pad_ms=200)
-        )
-        if not chunks:
-            return whole
-        if self._asr is None:
+        if self._asr is None and multilingual and self.options.language is None and self.options.per_chunk_language:
             self._asr = AsrEngine(self.model, self.resolved, AsrConfig())
-        detections = self._asr.detect_languages([samples[c["start"] : c["end"]] for c in chunks])
-        cfg = AsrConfig()
-        evidence: dict[str, float] = {}
-        labelled = []
-        for c, det in zip(chunks, detections):
-            prior = tuple((k, min(cfg.language_prior_max, 1 + cfg.language_prior_gain * v)) for k, v in evidence.items())
-            lang, dist = decide_language(det, o.languages, prior)
-            p = dict(dist)[lang]
-            evidence[lang] = evidence.get(lang, 0.0) + p
-            labelled.append((c["start"], c["end"], lang, p))
-        runs: list[list] = []
-        for start, end, lang, p in labelled:
-            if runs and runs[-1][2] == lang:
-                runs[-1][1] = end
-                runs[-1][3].append((end - start, p))
-            else:
-                runs.append([start, end, lang, [(end - start, p)]])
-        out = []
-        for k, (start, end, lang, ps) in enumerate(runs):
-            a = 0 if k == 0 else (runs[k - 1][1] + start) // 2
-            b = len(samples) if k == len(runs) - 1 else (end + runs[k + 1][0]) // 2
-            weight = sum(w for w, _ in ps)
-            out.append((a, b, lang, float(np.dot([w for w, _ in ps], [p for _, p in ps]) / max(1, weight))))
-        if len(out) > 1:
-            log.info("language changes within the recording: %s",
-                     ", ".join(f"{a / SAMPLE_RATE:.1f}s {lang}" for a, _, lang, _ in out))
-        return out
+        return language_runs(samples, self._asr, self.options, multilingual, offset_s)
 
     def transcribe(self, display: str, audio: list[Any], progress: _Progress) -> Transcript:
         """Transcribe decoded channels; segments of all channels interleaved by time."""
+        return self.transcribe_blocks(display, [(0, audio)], progress)
+
+    def transcribe_blocks(self, display: str, blocks: Iterable[tuple[int, list[Any]]],
+                          progress: _Progress) -> Transcript:
+        """Transcribe a recording block by block (``(first sample, channels)``, in order),
+        so memory does not grow with its length; segments of all channels by time."""
         o = self.options
-        duration = len(audio[0]) / SAMPLE_RATE
-        share = 1.0 / len(audio)  # the bar counts recording time, not channel time
         keyed: list[tuple[float, int, int, Segment]] = []
-        tracks = []
-        for ch, (label, samples) in enumerate(zip(self.labels, audio)):
-            reached = 0.0
-            spoken: dict[str, float] = {}
-            probs: dict[str, float] = {}
-            for a, b, run_lang, run_p in self.language_runs(samples):
-                offset, run_end = a / SAMPLE_RATE, b / SAMPLE_RATE
-                seg_iter, info = self.model.transcribe(
-                    samples[a:b],
-                    language=run_lang,
-                    beam_size=o.beam_size,
-                    vad_filter=o.vad_filter,
-                    word_timestamps=o.word_timestamps,
-                )
-                lang = info.language
-                lang_p = float(info.language_probability) if run_lang is None or run_lang == o.language else run_p
-                spoken[lang] = spoken.get(lang, 0.0) + (run_end - offset)
-                probs.setdefault(lang, lang_p)
-                # Whisper's timestamps can overshoot the end of the audio; clamp them
-                clamp = lambda t: min(max(float(t) + offset, offset), run_end, duration)  # noqa: E731
-                for s in seg_iter:  # decoding happens while iterating
-                    end = clamp(s.end)
-                    progress.advance((end - reached) * share)
-                    reached = max(reached, end)
-                    text = s.text.strip()
-                    if not text:
-                        continue
-                    words = None
-                    if o.word_timestamps:
-                        words = tuple(
-                            Word(clamp(w.start), clamp(w.end), w.word, w.probability) for w in (s.words or ())
-                        )
-                    seg = Segment(
-                        start=clamp(s.start),
-                        end=clamp(s.end),
-                        text=text,
-                        speaker=label,
-                        language=lang,
-                        language_probability=lang_p,
-                        avg_logprob=float(s.avg_logprob),
-                        no_speech_prob=float(s.no_speech_prob),
-                        words=words,
+        reached: dict[int, float] = {}
+        spoken: dict[int, dict[str, float]] = {}
+        probs: dict[int, dict[str, float]] = {}
+        duration = 0.0
+        for first, audio in blocks:
+            share = 1.0 / len(audio)  # the bar counts recording time, not channel time
+            base = first / SAMPLE_RATE
+            block_end = base + len(audio[0]) / SAMPLE_RATE
+            duration = block_end
+            for ch, samples in enumerate(audio):
+                label = self.labels[ch]
+                reached.setdefault(ch, base)
+                for a, b, run_lang, run_p in self.language_runs(samples, base):
+                    offset, run_end = base + a / SAMPLE_RATE, base + b / SAMPLE_RATE
+                    seg_iter, info = self.model.transcribe(
+                        samples[a:b],
+                        language=run_lang,
+                        beam_size=o.beam_size,
+                        vad_filter=o.vad_filter,
+                        word_timestamps=o.word_timestamps,
                     )
-                    keyed.append((seg.start, ch, len(keyed), seg))
-            progress.advance((duration - reached) * share)
-            main_lang = max(spoken, key=spoken.get)
-            tracks.append(Track(label, ch if label else None, main_lang, probs[main_lang]))
+                    lang = info.language
+                    lang_p = float(info.language_probability) if run_lang is None or run_lang == o.language else run_p
+                    talk = spoken.setdefault(ch, {})
+                    talk[lang] = talk.get(lang, 0.0) + (run_end - offset)
+                    probs.setdefault(ch, {}).setdefault(lang, lang_p)
+                    # Whisper's timestamps can overshoot the end of the audio; clamp them
+                    clamp = lambda t, o0=offset, e0=run_end: min(max(float(t) + o0, o0), e0)  # noqa: E731
+                    for s in seg_iter:  # decoding happens while iterating
+                        end = clamp(s.end)
+                        progress.advance(max(0.0, end - reached[ch]) * share)
+                        reached[ch] = max(reached[ch], end)
+                        text = s.text.strip()
+                        if not text:
+                            continue
+                        words = None
+                        if o.word_timestamps:
+                            words = tuple(
+                                Word(clamp(w.start), clamp(w.end), w.word, w.probability) for w in (s.words or ())
+                            )
+                        seg = Segment(
+                            start=clamp(s.start),
+                            end=clamp(s.end),
+                            text=text,
+                            speaker=label,
+                            language=lang,
+                            language_probability=lang_p,
+                            avg_logprob=float(s.avg_logprob),
+                            no_speech_prob=float(s.no_speech_prob),
+                            words=words,
+                        )
+                        keyed.append((seg.start, ch, len(keyed), seg))
+                progress.advance(max(0.0, block_end - reached[ch]) * share)
+                reached[ch] = block_end
+        tracks = []
+        for ch in sorted(spoken):
+            label = self.labels[ch]
+            main_lang = max(spoken[ch], key=spoken[ch].get)
+            tracks.append(Track(label, ch if label else None, main_lang, probs[ch][main_lang]))
         keyed.sort(key=lambda k: k[:3])
         return Transcript(
             file=display,
@@ -497,23 +475,32 @@ class BatchRunner:
         )
 
     def process(self, item: BatchItem, reporter: Reporter) -> FileResult:
-        """Decode, transcribe and write one item; file errors become a failed result."""
+        """Decode, transcribe and write one item; file errors become a failed result.
+
+        Without an ``annotate`` step the file is decoded and transcribed a block at a
+        time (memory bounded whatever its length); diarization needs it whole."""
         t0 = time.perf_counter()
         progress = _Progress(reporter)
         expected = item.duration or 0.0
+        split = self.options.channels == "split"
         try:
             try:
-                audio = read_audio(item.source, SAMPLE_RATE, self.options.channels == "split", item.channels)
+                if self.annotate is not None:
+                    audio = read_audio(item.source, SAMPLE_RATE, split, item.channels)
+                    blocks: Iterator[tuple[int, list[Any]]] = iter([(0, audio)])
+                    expected = len(audio[0]) / SAMPLE_RATE
+                else:
+                    blocks = iter_audio_blocks(item.source, SAMPLE_RATE, split, item.channels, block_s=BLOCK_S)
+                    blocks = itertools.chain([next(blocks)], blocks)  # the file's first error, before the model
             except VoiceTriageError as e:
                 return FileResult(item, "failed", error=str(e), code=e.code)
             if self.model is None:
                 t_load = time.perf_counter()
                 self.ensure_model()
                 t0 += time.perf_counter() - t_load  # loading is not this file's processing time
-            expected = len(audio[0]) / SAMPLE_RATE
             reporter.file_started(item, expected)
             try:
-                transcript = self.transcribe(str(item.source), audio, progress)
+                transcript = self.transcribe_blocks(str(item.source), blocks, progress)
                 if self.annotate is not None:
                     transcript = self.annotate(transcript, audio)
                 transcript = replace(transcript, processing_s=time.perf_counter() - t0)
@@ -527,7 +514,7 @@ class BatchRunner:
                 item, "done", transcript.duration, time.perf_counter() - t0, len(transcript.segments)
             )
         finally:
-            progress.finish(expected)
+            progress.finish(max(expected, progress.done))
 
 
 def run_batch(
