@@ -154,5 +154,6 @@ setInterval(() => {
     if (!span.dataset.ended) span.textContent = duration(now() - Number(span.dataset.start));
   }
 }, 1000);
+window.voicetriageLive = live; // for a console (and the browser test): live.ws, live.resync()
 route();
 live.start();

@@ -13,7 +13,8 @@ function stamp(t) {
 
 function evidenceText(sig) {
   const ev = sig.evidence || {};
-  const said = ev.phrase || ev.text || ev.label || ev.source || "";
+  const cues = Array.isArray(ev.cues) ? ev.cues.map((c) => `${c.kind}${c.detail ? ` ${c.detail}` : ""}`).join("; ") : "";
+  const said = ev.phrase || ev.text || cues || ev.label || ev.source || "";
   const value = typeof sig.value === "object" && sig.value !== null ? JSON.stringify(sig.value) : String(sig.value);
   const conf = typeof sig.confidence === "number" ? ` (confidence ${sig.confidence.toFixed(2)})` : "";
   const when = typeof sig.evidence_time === "number" ? ` from ${stamp(sig.evidence_time)}` : "";
