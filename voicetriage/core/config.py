@@ -202,6 +202,7 @@ SECTIONS: dict[str, Any] = {
     "triage": "voicetriage.triage.observer:TriageConfig",
     "bus": "voicetriage.bus.config:BusConfig",
     "signals": "voicetriage.triage.signals.options:parse_signal_options",
+    "dashboard": "voicetriage.dashboard.config:DashboardConfig",
 }
 #: stage sections whose typed object needs more checks than types and ranges
 _CHECKS = {

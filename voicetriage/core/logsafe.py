@@ -17,6 +17,20 @@ import time
 CAP = 200
 
 
+def mask_number(raw: object) -> str:
+    """A caller number as people may see it: its last four digits only ("•••8000").
+
+    Anything that is not a number of 7 digits or more shows no digit at all; an
+    absent number reads "unknown". The dashboard shows callers this way.
+    """
+    if raw is None or not str(raw).strip():
+        return "unknown"
+    digits = re.sub(r"\D", "", str(raw))
+    if len(digits) >= 7:
+        return "\u2022\u2022\u2022" + digits[-4:]
+    return "\u2022\u2022\u2022"
+
+
 def safe(value: object, cap: int = CAP) -> str:
     """``value`` as one printable line of at most ``cap`` characters (plus a marker)."""
     text = value if isinstance(value, str) else str(value)
@@ -100,5 +114,5 @@ def install_log_context(json_lines: bool = False) -> None:
             handler.setFormatter(JsonFormatter())
 
 
-__all__ = ["safe", "redact", "RedactSecrets", "install_redaction", "CALL_ID", "CallContext", "JsonFormatter",
+__all__ = ["safe", "mask_number", "redact", "RedactSecrets", "install_redaction", "CALL_ID", "CallContext", "JsonFormatter",
            "install_log_context"]

@@ -202,6 +202,11 @@ class App:
             log.info("call %s ended (%s)", session.info.call_id, reason)
 
     @property
+    def tls(self) -> bool:
+        """The server speaks TLS (wss://, https://): login cookies are ``Secure``."""
+        return self._ssl is not None
+
+    @property
     def closing(self) -> bool:
         """The server is shutting down (no new calls; the ones in progress are flushed)."""
         return self._closing
@@ -308,7 +313,7 @@ class App:
             if not self.auth.enabled:
                 return json_response(200, {"status": "ok", "message": "authentication is off"})
             return self._refuse(connection, "/login", "login with a bad token")
-        cookie = self.auth.session_cookie(who, secure=self._ssl is not None)
+        cookie = self.auth.session_cookie(who, secure=self.tls)
         target = (query.get("next") or [""])[0]
         if target.startswith("/") and not target.startswith("//"):
             r = Response(303, "See Other", Headers([("Location", target), ("Set-Cookie", cookie),

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from voicetriage.core.config import Config
 
 if TYPE_CHECKING:
+    from voicetriage.dashboard.routes import Dashboard
     from voicetriage.server.app import App
     from voicetriage.server.telephony import TelephonyConfig
     from voicetriage.sinks import Sinks
@@ -20,12 +21,16 @@ class Installed:
 
     triage: "TriageRuntime"
     sinks: "Sinks"
+    dashboard: "Dashboard | None" = None
 
 
 def install(app: "App", config: Config, triage: "TriageConfig | None" = None,
             telephony: "TelephonyConfig | None" = None, **triage_kwargs: Any) -> Installed:
-    """Per-call triage, then the sinks on the hub (event log, webhook, ``/events``),
-    then ``/twilio``, ``/audiohook`` and AudioSocket when ``telephony`` is given."""
+    """Per-call triage, then the sinks on the hub (event log, webhook, ``/events``), the
+    supervisor view (``/dashboard``, unless ``[dashboard] enabled = false``), then
+    ``/twilio``, ``/audiohook`` and AudioSocket when ``telephony`` is given."""
+    from voicetriage.dashboard.config import dashboard_config
+    from voicetriage.dashboard.routes import install as install_dashboard
     from voicetriage.server.telephony import install as install_telephony
     from voicetriage.sinks import install_sinks
     from voicetriage.triage.observer import install_triage, triage_config
@@ -38,9 +43,12 @@ def install(app: "App", config: Config, triage: "TriageConfig | None" = None,
         runtime.close()
         raise
     app.on_stop(sinks.close)  # after the calls' last finals and hints are published
+    dashboard = install_dashboard(app, dashboard_config(config))
+    if dashboard is not None:
+        app.on_stop(dashboard.close)
     if telephony is not None:
         install_telephony(app, telephony)
-    return Installed(runtime, sinks)
+    return Installed(runtime, sinks, dashboard)
 
 
 __all__ = ["Installed", "install"]
