@@ -88,6 +88,7 @@ def test_serve_stream_and_clean_shutdown(manifest, tmp_path):
     err = (tmp_path / "serve.log").read_text()
     assert proc.returncode == 0, err[-3000:]
     assert "shutting down" in out
+    assert f"live view on http://127.0.0.1:{port}/dashboard" in "".join(banner) + out
     # debug logging (-vv) logged the handshakes, but never the token
     assert "Authorization" in err and token not in err
     # each record of a call names it

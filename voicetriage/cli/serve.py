@@ -107,6 +107,8 @@ async def serve(args: argparse.Namespace) -> int:
     ws, http = ("wss", "https") if config.server.certfile else ("ws", "http")
     print(f"voicetriage serving model {app.engine.model_id} on {ws}://{config.server.host}:{app.port}/ "
           f"(health: {http}://{config.server.host}:{app.port}/health, liveness: /healthz)", flush=True)
+    if "/dashboard" in app.http_paths:
+        print(f"voicetriage: supervisor live view on {http}://{config.server.host}:{app.port}/dashboard", flush=True)
     for line in describe_auth(app):
         print(line, flush=True)
     for line in describe(telephony_from_args(args, config), config.server.host, app.port, app.tcp_ports):

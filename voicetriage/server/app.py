@@ -147,6 +147,11 @@ class App:
         ``auth`` "none" leaves the credential to the handler (``app.principal(request)``)."""
         self._http[path] = _HttpRoute(handler, auth, scope)
 
+    @property
+    def http_paths(self) -> list[str]:
+        """The HTTP GET paths served (routes ending in "/" serve what is below them)."""
+        return list(self._http)
+
     def add_tcp_server(self, port: int, handler: TcpHandler, host: str | None = None) -> None:
         self._tcp.append((host or self.config.server.host, port, handler))
 
