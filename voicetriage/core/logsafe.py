@@ -12,6 +12,7 @@ import contextvars
 import json
 import logging
 import re
+import reprlib
 import time
 
 CAP = 200
@@ -23,6 +24,22 @@ def safe(value: object, cap: int = CAP) -> str:
     cut = len(text) > cap
     text = text[:cap].encode("unicode_escape").decode("ascii") if not text[:cap].isprintable() else text[:cap]
     return text + (f"...(+{len(value if isinstance(value, str) else str(value)) - cap} chars)" if cut else "")
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxtuple = 3, 6, 6, 6
+_REPR.maxstring, _REPR.maxlong, _REPR.maxother = 80, 40, 80
+
+
+def brief(value: object, cap: int = 120) -> str:
+    """A wire value (any JSON shape, any size) for an error message or a log line: its
+    repr, shortened per level like :mod:`reprlib` and capped by :func:`safe`. Never raises
+    (an integer over Python's 4,300-digit limit, a structure nested past the recursion limit)."""
+    try:
+        text = _REPR.repr(value)
+    except (ValueError, RecursionError, MemoryError):
+        text = f"<{type(value).__name__}>"
+    return safe(text, cap)
 
 
 # header lines and URL parameters that carry credentials
@@ -100,5 +117,5 @@ def install_log_context(json_lines: bool = False) -> None:
             handler.setFormatter(JsonFormatter())
 
 
-__all__ = ["safe", "redact", "RedactSecrets", "install_redaction", "CALL_ID", "CallContext", "JsonFormatter",
+__all__ = ["safe", "brief", "redact", "RedactSecrets", "install_redaction", "CALL_ID", "CallContext", "JsonFormatter",
            "install_log_context"]
