@@ -19,11 +19,16 @@ CAP = 200
 
 
 def safe(value: object, cap: int = CAP) -> str:
-    """``value`` as one printable line of at most ``cap`` characters (plus a marker)."""
+    """``value`` as one printable line of at most ``cap`` characters (plus a marker).
+
+    The cap holds after escaping: 120 NUL bytes are not 480 characters of ``\\x00``."""
     text = value if isinstance(value, str) else str(value)
-    cut = len(text) > cap
-    text = text[:cap].encode("unicode_escape").decode("ascii") if not text[:cap].isprintable() else text[:cap]
-    return text + (f"...(+{len(value if isinstance(value, str) else str(value)) - cap} chars)" if cut else "")
+    shown = text[:cap]
+    if not shown.isprintable():
+        shown = shown.encode("unicode_escape").decode("ascii")
+    if len(text) > cap or len(shown) > cap:
+        return shown[:cap] + f"...({len(text)} chars)"
+    return shown
 
 
 _REPR = reprlib.Repr()
