@@ -269,3 +269,14 @@ def test_silence_refuses_what_it_cannot_or_must_not_make(seconds):
     with pytest.raises(AudioFormatError):
         d.silence(seconds)
 
+
+
+def test_log_values_are_capped_after_escaping():
+    """atheris found it: 120 NUL bytes in a header became 480 characters of '\\x00' in a refusal."""
+    from voicetriage.core.logsafe import safe
+    from voicetriage.protocols.audiohook_auth import AudioHookAuth
+
+    assert len(safe("\x00" * 1000, 120)) <= 140 and "\n" not in safe("a\nb")
+    result = AudioHookAuth({"key": ""}).check("GET", "/audiohook", {
+        "Audiohook-Session-Id": SESSION, "X-API-KEY": "key", "Signature-Input": "\x00" * 2000})
+    assert not result.ok and result.status == 400 and len(result.reason) <= 200
