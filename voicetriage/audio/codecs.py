@@ -17,6 +17,7 @@ from voicetriage.core.events import SAMPLE_RATE as TARGET_RATE
 
 ENCODINGS = ("pcm16", "mulaw", "alaw")
 SAMPLE_RATES = (8000, 16000, 24000, 48000)
+MAX_SILENCE_S = 3600.0  # the longest gap one call may fill with zeros (Twilio's max_gap_s ceiling)
 _ALIASES = {
     "pcm16": "pcm16", "linear16": "pcm16", "s16le": "pcm16", "l16": "pcm16", "pcm_s16le": "pcm16",
     "mulaw": "mulaw", "ulaw": "mulaw", "pcmu": "mulaw", "audio/x-mulaw": "mulaw", "g711u": "mulaw",
@@ -156,7 +157,10 @@ class StreamDecoder:
         return self._convert(pcm, last=False)
 
     def silence(self, seconds: float) -> list[np.ndarray]:
-        """Zero audio for a gap (lost packets), through the same resampler."""
+        """Zero audio for a gap (lost packets), through the same resampler: at most
+        ``MAX_SILENCE_S`` (a longer gap is the caller's to count, not to materialise)."""
+        if not 0 <= seconds <= MAX_SILENCE_S:  # also NaN
+            raise AudioFormatError(f"a gap of {seconds!r} s is not 0..{MAX_SILENCE_S:g} s", code="bad_gap")
         n = int(round(seconds * self.spec.sample_rate))
         return self._convert(np.zeros((n, self.spec.channels), dtype=np.int16), last=False)
 
@@ -178,6 +182,7 @@ __all__ = [
     "TARGET_RATE",
     "ENCODINGS",
     "SAMPLE_RATES",
+    "MAX_SILENCE_S",
     "AudioSpec",
     "StreamDecoder",
     "decode_pcm",

@@ -12,6 +12,7 @@ import contextvars
 import json
 import logging
 import re
+import reprlib
 import time
 
 CAP = 200
@@ -32,11 +33,32 @@ def mask_number(raw: object) -> str:
 
 
 def safe(value: object, cap: int = CAP) -> str:
-    """``value`` as one printable line of at most ``cap`` characters (plus a marker)."""
+    """``value`` as one printable line of at most ``cap`` characters (plus a marker).
+
+    The cap holds after escaping: 120 NUL bytes are not 480 characters of ``\\x00``."""
     text = value if isinstance(value, str) else str(value)
-    cut = len(text) > cap
-    text = text[:cap].encode("unicode_escape").decode("ascii") if not text[:cap].isprintable() else text[:cap]
-    return text + (f"...(+{len(value if isinstance(value, str) else str(value)) - cap} chars)" if cut else "")
+    shown = text[:cap]
+    if not shown.isprintable():
+        shown = shown.encode("unicode_escape").decode("ascii")
+    if len(text) > cap or len(shown) > cap:
+        return shown[:cap] + f"...({len(text)} chars)"
+    return shown
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxtuple = 3, 6, 6, 6
+_REPR.maxstring, _REPR.maxlong, _REPR.maxother = 80, 40, 80
+
+
+def brief(value: object, cap: int = 120) -> str:
+    """A wire value (any JSON shape, any size) for an error message or a log line: its
+    repr, shortened per level like :mod:`reprlib` and capped by :func:`safe`. Never raises
+    (an integer over Python's 4,300-digit limit, a structure nested past the recursion limit)."""
+    try:
+        text = _REPR.repr(value)
+    except (ValueError, RecursionError, MemoryError):
+        text = f"<{type(value).__name__}>"
+    return safe(text, cap)
 
 
 # header lines and URL parameters that carry credentials
@@ -114,5 +136,6 @@ def install_log_context(json_lines: bool = False) -> None:
             handler.setFormatter(JsonFormatter())
 
 
-__all__ = ["safe", "mask_number", "redact", "RedactSecrets", "install_redaction", "CALL_ID", "CallContext", "JsonFormatter",
+__all__ = ["safe", "brief", "mask_number", "redact", "RedactSecrets", "install_redaction", "CALL_ID", "CallContext",
+           "JsonFormatter",
            "install_log_context"]

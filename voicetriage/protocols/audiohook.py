@@ -37,6 +37,7 @@ from typing import Any, Mapping, Sequence
 from voicetriage.audio.codecs import AudioSpec
 from voicetriage.core.errors import ProtocolError
 from voicetriage.core.events import CallInfo
+from voicetriage.core.logsafe import brief, safe
 from voicetriage.core.serialize import dumps, to_dict
 from voicetriage.protocols.actions import (
     Action,
@@ -92,6 +93,9 @@ _CLIENT_TYPES = ("open", "close", "discarded", "error", "ping", "update", "pause
 # a discarded/resumed gap this long or longer ends the utterance in progress; a shorter one is
 # a hole in the audio inside speech (the clock runs on, the utterance goes on)
 SPLIT_GAP_S = Decimal("1.0")
+# the most silence one discard becomes: the rest is counted (transcript offsets and digits
+# stay positions in the client's stream), not materialised (PT1800S was 1800 s of zeros)
+MAX_GAP_FILL_S = 10.0
 _ENTITY_NS = uuid.UUID("7f0c7a52-4a57-4d2e-9a3e-2f3d1b0d7a11")  # transcript ids: uuid5(ns, session/track/utt)
 
 
@@ -120,6 +124,7 @@ class AudioHookSession(Machine):
         supported_languages: Sequence[str] = DEFAULT_LANGUAGES,
         event_kinds: Sequence[str] = DEFAULT_EVENT_KINDS,
         position_tolerance_samples: int = 8,
+        max_gap_fill_s: float = MAX_GAP_FILL_S,
     ) -> None:
         self.id = session_id or NULL_UUID
         self.organization_id = organization_id
@@ -138,6 +143,8 @@ class AudioHookSession(Machine):
         self.info: CallInfo | None = None
         self.samples = 0  # stream position in samples (audio + discarded)
         self.origin = 0  # position (samples) where our call clock starts (normally 0)
+        self.max_fill = int(max_gap_fill_s * RATE)
+        self.skips: list[tuple[int, int]] = []  # (call clock, samples) of discards counted, not filled
         self.has_call = False  # the pipeline has the call (between StartCall and the end)
         self._opened: dict[str, Any] = {}
         self.disconnect_sent = False
@@ -154,7 +161,7 @@ class AudioHookSession(Machine):
                 raise _ClientError(f"Text message too large (>64K). Length: {len(text)}")
             try:
                 msg = json.loads(text)
-            except (json.JSONDecodeError, RecursionError):
+            except (ValueError, RecursionError):  # ValueError: also an integer over 4,300 digits
                 raise _ClientError("Text message not valid JSON") from None
             self._check_base(msg)
             return self._dispatch(msg)
@@ -255,7 +262,7 @@ class AudioHookSession(Machine):
         The client answers with a close transaction; ``close`` is still
         answered with ``closed``. ``reason`` is "error", "unauthorized" or "completed".
         """
-        log.warning("audiohook session %s: disconnect (%s): %s", self.id, reason, info)
+        log.warning("audiohook session %s: disconnect (%s): %s", self.id, reason, safe(info, 400))
         actions: list[Action] = []
         if not self.disconnect_sent and self.state in ("preparing", "opening", "active", "paused"):
             self.disconnect_sent = True
@@ -294,11 +301,11 @@ class AudioHookSession(Machine):
             else:
                 raise _ClientError(
                     f"Invalid seq value (not monotonically increasing): expected {self.clientseq + 1}, "
-                    f"got {msg['seq']}"
+                    f"got {brief(msg['seq'])}"
                 )
         self.clientseq = msg["seq"]
         if msg["serverseq"] > self.seq:
-            raise _ClientError(f"Invalid serverseq value {msg['serverseq']} (we sent {self.seq})")
+            raise _ClientError(f"Invalid serverseq value {brief(msg['serverseq'])} (we sent {self.seq})")
         if msg["id"] != self.id:
             if self.id == NULL_UUID:
                 self.id = msg["id"]
@@ -309,7 +316,7 @@ class AudioHookSession(Machine):
         type_ = msg["type"]
         params = msg["parameters"]
         if type_ not in _CLIENT_TYPES:
-            raise _ClientError(f"Invalid Message: '{type_}' is not a supported client message")
+            raise _ClientError(f"Invalid Message: {brief(type_)} is not a supported client message")
         if type_ == "close":
             return self._on_close(params)
         if self.state in ("closing", "closed"):
@@ -427,10 +434,10 @@ class AudioHookSession(Machine):
         for channel, lang in given.items():
             if channel not in CHANNEL_TRACKS:
                 raise _ClientError(f"Invalid Message: 'open' parameters: customConfig.languages: "
-                                   f"unknown channel {channel!r} (external or internal)")
+                                   f"unknown channel {brief(channel)} (external or internal)")
             if lang is not None and not (isinstance(lang, str) and _LANG_RE.match(lang)):
                 raise _ClientError(f"Invalid Message: 'open' parameters: customConfig.languages.{channel}: "
-                                   f"{lang!r} is not a language code like en-US (or null)")
+                                   f"{brief(lang)} is not a language code like en-US (or null)")
             if channel in langs:
                 langs[channel] = lang
         return langs
@@ -474,36 +481,43 @@ class AudioHookSession(Machine):
         if target > pos:
             log.warning("audiohook %s: %s claims %s discarded up to %s, but its position is %s; "
                         "following the position", self.id, type_, samples_duration(discarded),
-                        samples_duration(target), msg["position"])
+                        samples_duration(target), samples_duration(pos))
             target = pos
         if target > self.samples:
             gap = target - self.samples
+            fill = min(gap, self.max_fill)
+            if self.has_call and fill < gap:  # the call clock skips the rest
+                self.skips.append((self.samples - self._shift(None) + fill, gap - fill))
             self.samples = target
             if self.has_call:
                 if Decimal(gap) / RATE >= SPLIT_GAP_S:
-                    actions += [EndUtterance(), PushGap(gap / RATE)]
+                    actions += [EndUtterance(), PushGap(fill / RATE)]
                 else:
-                    actions.append(PushGap(gap / RATE, hold=True))
+                    actions.append(PushGap(fill / RATE, hold=True))
         self._check_position(msg)
         return actions
 
     def _on_dtmf(self, msg: Mapping[str, Any], p: Mapping[str, Any]) -> list[Action]:
         digit = p.get("digit")
         if not isinstance(digit, str) or len(digit) != 1 or digit.upper() not in DIGITS:
-            raise _ClientError(f"Invalid Message: 'dtmf' parameters: digit {digit!r}")
+            raise _ClientError(f"Invalid Message: 'dtmf' parameters: digit {brief(digit)}")
         pos = int((parse_duration(msg["position"]) * RATE).to_integral_value())
         if not self.has_call:
             return []
         track = "caller" if "caller" in self.tracks else self.tracks[0]
-        return [PushDigit(digit.upper(), track, max(0, pos - self.origin) / RATE)]
+        return [PushDigit(digit.upper(), track, max(0, pos - self._shift(None)) / RATE)]
+
+    def _shift(self, clock: int | None) -> int:
+        """Stream position minus call clock at call clock ``clock`` (samples; None: now)."""
+        return self.origin + sum(n for at, n in self.skips if clock is None or at <= clock)
 
     def _on_error(self, p: Mapping[str, Any]) -> list[Action]:
         code, message = p.get("code"), p.get("message")
         if not (isinstance(code, int) and not isinstance(code, bool) and 400 <= code < 10000) \
                 or not isinstance(message, str):
             raise _ClientError("Invalid Message: 'error' parameters: code and message required")
-        log.warning("audiohook %s: client error %s: %s (retryAfter=%s)", self.id, code, message,
-                    p.get("retryAfter"))
+        log.warning("audiohook %s: client error %s: %s (retryAfter=%s)", self.id, code, safe(message),
+                    brief(p.get("retryAfter")))
         return []  # the client follows up with a close transaction
 
     def _on_close(self, p: Mapping[str, Any]) -> list[Action]:
@@ -512,7 +526,7 @@ class AudioHookSession(Machine):
             if self.state == "failed":
                 reason = "error"
             else:
-                raise _ClientError(f"Invalid Message: 'close' parameters: reason {reason!r}")
+                raise _ClientError(f"Invalid Message: 'close' parameters: reason {brief(reason)}")
         if self.state in ("closing", "closed"):
             return []
         was = self.state
@@ -526,7 +540,7 @@ class AudioHookSession(Machine):
         pos = int((parse_duration(msg["position"]) * RATE).to_integral_value())
         if abs(pos - self.samples) > self.tolerance:
             self.position_mismatches += 1
-            log.warning("audiohook %s: client position %s, ours %s", self.id, msg["position"],
+            log.warning("audiohook %s: client position %s, ours %s", self.id, samples_duration(pos),
                         samples_duration(self.samples))
 
     # -- events -------------------------------------------------------------
@@ -548,7 +562,7 @@ class AudioHookSession(Machine):
         # partials carry no score; their language probability is the best we have
         score = _confidence(float(f.avg_logprob)) if final else round(float(getattr(f, "language_probability", 0.0)), 3)
         lang = self._language_tag(str(getattr(f, "language", "") or ""))
-        offset = Decimal(self.origin) / RATE + Decimal(str(round(start, 3)))
+        offset = Decimal(self._shift(int(start * RATE))) / RATE + Decimal(str(round(start, 3)))
         duration = Decimal(str(round(max(0.0, end - start), 3)))
         interpretation: dict[str, Any] = {"type": "display", "transcript": text}
         if final:

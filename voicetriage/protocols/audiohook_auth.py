@@ -29,8 +29,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
 from websockets.datastructures import Headers
+from websockets.exceptions import InvalidHeader
 
 from voicetriage.core.errors import ConfigError
+from voicetriage.core.logsafe import safe
 from voicetriage.protocols.structured_fields import (
     SfError,
     SfInnerList,
@@ -161,7 +163,10 @@ class AudioHookAuth:
 
     def check(self, method: str, target: str, headers: object) -> AuthResult:
         """Decide on one upgrade request. ``target`` is the request-target (path?query)."""
-        h = _headers(headers)
+        try:
+            h = _headers(headers)
+        except InvalidHeader as e:  # a mapping with a control character in a value (a parsed request has none)
+            return AuthResult.refuse(400, f"invalid header: {safe(str(e), 120)}")
         session_id = _value(h, "audiohook-session-id")
         if session_id is None or not _UUID_RE.match(session_id):
             return AuthResult.refuse(400, "missing or invalid Audiohook-Session-Id header")
@@ -184,7 +189,7 @@ class AudioHookAuth:
             return AuthResult.refuse(401, "request is not signed (a client secret is configured)")
         reason = self.verify_signature(method, target, h, api_key, secret)
         if reason:
-            return AuthResult.refuse(401, f"signature verification failed: {reason}")
+            return AuthResult.refuse(401, f"signature verification failed: {safe(reason, 200)}")
         return AuthResult(True, api_key=api_key)
 
     def verify_signature(

@@ -8,6 +8,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
 from voicetriage.core.errors import ProtocolError
+from voicetriage.core.logsafe import brief
 
 RATE = 8000
 CHANNEL_TRACKS = {"external": "caller", "internal": "agent"}
@@ -16,16 +17,23 @@ _DURATION_RE = re.compile(r"^PT(\d+(?:\.\d*)?|\.\d+)S$")
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _TOKEN_RE = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")
 _PUNCT_RE = re.compile(r"^[\W_]+$")
+# the longest duration we take: positions and discards are call times, and a peer's
+# "PT<60,000 nines>S" must not become a 480,000-digit sample count
+MAX_DURATION_S = Decimal(10**9)  # 31 years
+MAX_PARTICIPANT_CHARS = 256  # ani, aniName, dnis: a number or a name (the caller id in logs and events)
 
 
 def parse_duration(value: object) -> Decimal:
     """``PT1.25S`` -> Decimal seconds (exact); raises ProtocolError."""
     if not isinstance(value, str) or not _DURATION_RE.match(value):
-        raise ProtocolError(f"{value!r} is not a duration of the form PT<seconds>S", code="malformed_message")
+        raise ProtocolError(f"{brief(value)} is not a duration of the form PT<seconds>S", code="malformed_message")
     try:
-        return Decimal(value[2:-1])
+        seconds = Decimal(value[2:-1])
     except InvalidOperation:  # pragma: no cover - the regex admits only decimals
-        raise ProtocolError(f"bad duration {value!r}", code="malformed_message") from None
+        raise ProtocolError(f"bad duration {brief(value)}", code="malformed_message") from None
+    if seconds > MAX_DURATION_S:
+        raise ProtocolError(f"duration {brief(value, 40)} is over {MAX_DURATION_S} s", code="malformed_message")
+    return seconds
 
 
 def format_duration(seconds: float | Decimal) -> str:
@@ -111,8 +119,9 @@ def validate_open(p: Mapping[str, Any]) -> str | None:
     if not isinstance(part, dict) or not _is_uuid(part.get("id")):
         return "participant must be an object with a UUID id"
     for key in ("ani", "aniName", "dnis"):
-        if not isinstance(part.get(key), str):
-            return f"participant.{key} must be a string"
+        value = part.get(key)
+        if not isinstance(value, str) or len(value) > MAX_PARTICIPANT_CHARS or not value.isprintable():
+            return f"participant.{key} must be a printable string of at most {MAX_PARTICIPANT_CHARS} characters"
     media = p.get("media")
     if not isinstance(media, list):
         return "media must be a list"
@@ -120,12 +129,12 @@ def validate_open(p: Mapping[str, Any]) -> str | None:
         if (not isinstance(m, dict) or m.get("type") != "audio" or m.get("format") not in ("PCMU", "L16")
                 or m.get("rate") != RATE or not isinstance(m.get("channels"), list)
                 or not 1 <= len(m["channels"]) <= 2
-                or any(c not in CHANNEL_TRACKS for c in m["channels"])
+                or any(not isinstance(c, str) or c not in CHANNEL_TRACKS for c in m["channels"])
                 or len(set(m["channels"])) != len(m["channels"])):
-            return f"bad media entry {m!r}"
+            return f"bad media entry {brief(m)}"
     lang = p.get("language")
     if lang is not None and not (isinstance(lang, str) and _LANG_RE.match(lang)):
-        return f"language {lang!r} is not a language code like en-US"
+        return f"language {brief(lang)} is not a language code like en-US"
     if "supportedLanguages" in p and not isinstance(p["supportedLanguages"], bool):
         return "supportedLanguages must be a boolean"
     if "customConfig" in p and not isinstance(p["customConfig"], dict):

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from voicetriage.audio.codecs import AudioSpec
 from voicetriage.core.errors import ProtocolError, VoiceTriageError
-from voicetriage.core.events import CallInfo
+from voicetriage.core.events import DTMF_DIGITS, CallInfo
 from voicetriage.core.serialize import client_message, dumps
 from voicetriage.protocols.actions import (
     Action,
@@ -118,9 +118,9 @@ def parse_text(text: str) -> Command:
         return Stop()
     if kind == "dtmf":
         digit = msg.get("digit")
-        if not isinstance(digit, str) or len(digit) != 1:
+        if not isinstance(digit, str) or len(digit) != 1 or digit.upper() not in DTMF_DIGITS:
             raise ProtocolError("'digit' must be one of 0-9 * # A-D", code="bad_dtmf")
-        return DtmfIn(digit, _str(msg, "track"))
+        return DtmfIn(digit.upper(), _str(msg, "track"))
     if kind in ("health", "ping"):
         return Health()
     raise ProtocolError(

@@ -33,6 +33,7 @@ from typing import Any, Mapping
 from voicetriage.audio.codecs import AudioSpec
 from voicetriage.core.errors import AudioFormatError, ProtocolError
 from voicetriage.core.events import CallInfo
+from voicetriage.core.logsafe import brief, safe
 from voicetriage.protocols.actions import (
     Action,
     EndCall,
@@ -50,6 +51,8 @@ SAMPLE_RATE = 8000
 TRACKS = {"inbound": "caller", "outbound": "agent"}
 DTMF_TRACKS = {"inbound_track": "caller", "outbound_track": "agent", "inbound": "caller", "outbound": "agent"}
 DIGITS = frozenset("0123456789*#ABCD")
+MAX_SID_LEN = 128  # Twilio's SIDs are 34 characters
+MAX_MARKS = 64  # the last mark names kept (for tests and debugging)
 
 # customParameters (<Parameter name=... value=...> in TwiML) we read; the first present wins.
 CALLER_PARAMS = ("caller", "From", "from", "callerId")
@@ -75,15 +78,24 @@ def _str(obj: Mapping[str, Any], key: str, where: str) -> str:
     return value
 
 
+def _sid(obj: Mapping[str, Any], key: str, where: str) -> str:
+    """A SID: it names the call in logs and events, so no control characters and no megabytes."""
+    value = _str(obj, key, where)
+    if len(value) > MAX_SID_LEN or not value.isprintable():
+        raise _bad(f"{where}: '{key}' must be printable and at most {MAX_SID_LEN} characters, "
+                   f"got {brief(value)}")
+    return value
+
+
 def _uint(value: Any, what: str) -> int:
     """Twilio sends counters as decimal strings ("5"); accept ints too."""
     if isinstance(value, bool):
         raise _bad(f"{what} must be a non-negative integer, got {value!r}")
-    if isinstance(value, int) and value >= 0:
+    if isinstance(value, int) and 0 <= value < 10**20:
         return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
         return int(value)
-    raise _bad(f"{what} must be a non-negative integer, got {value!r}")
+    raise _bad(f"{what} must be a non-negative integer of at most 20 digits, got {brief(value)}")
 
 
 class TwilioStream(Machine):
@@ -110,7 +122,7 @@ class TwilioStream(Machine):
         self.sequence_gaps = 0
         self.gaps_filled_s = 0.0
         self.late_chunks = 0
-        self.marks: list[str] = []
+        self.marks: list[str] = []  # the last MAX_MARKS names
 
     # -- input ----------------------------------------------------------------
     def receive_text(self, text: str) -> list[Action]:
@@ -119,8 +131,8 @@ class TwilioStream(Machine):
             return []
         try:
             msg = json.loads(text)
-        except (json.JSONDecodeError, RecursionError):
-            return self._fail(_bad(f"not valid JSON: {text[:80]!r}"))
+        except (ValueError, RecursionError):  # ValueError: also an integer over 4,300 digits
+            return self._fail(_bad(f"not valid JSON: {brief(text[:80])}"))
         if not isinstance(msg, dict):
             return self._fail(_bad("a message must be a JSON object"))
         try:
@@ -167,28 +179,29 @@ class TwilioStream(Machine):
         if event == "connected":
             if self.state != "connecting":
                 raise _bad("'connected' after 'start'", code="unexpected_message")
-            log.debug("twilio connected: protocol=%s version=%s", msg.get("protocol"), msg.get("version"))
+            log.debug("twilio connected: protocol=%s version=%s", brief(msg.get("protocol")), brief(msg.get("version")))
             return []
         self._check_sequence(msg, event)
         if event == "start":
             return self._on_start(msg)
         if event not in ("media", "dtmf", "mark", "stop"):
             # Twilio may add events; an unknown one is not a reason to drop a live call.
-            log.info("twilio stream %s: ignoring unknown event %r", self.stream_sid, event)
+            log.info("twilio stream %s: ignoring unknown event %s", self.stream_sid, brief(event))
             return []
         if self.state != "started":
             raise _bad(f"'{event}' before 'start'", code="unexpected_message")
         sid = msg.get("streamSid")
         if sid is not None and sid != self.stream_sid:
-            raise _bad(f"streamSid {sid!r} does not match this stream ({self.stream_sid})")
+            raise _bad(f"streamSid {brief(sid)} does not match this stream ({self.stream_sid})")
         if event == "media":
             return self._on_media(_obj(msg, "media", "media"))
         if event == "dtmf":
             return self._on_dtmf(_obj(msg, "dtmf", "dtmf"))
         if event == "mark":
             name = _obj(msg, "mark", "mark").get("name")
-            self.marks.append(str(name))
-            log.debug("twilio stream %s: mark %r", self.stream_sid, name)
+            kept = name if isinstance(name, str) and len(name) <= 256 else brief(name)
+            self.marks = [*self.marks[1 - MAX_MARKS:], kept]
+            log.debug("twilio stream %s: mark %s", self.stream_sid, brief(name))
             return []
         # stop
         self.state = "stopped"
@@ -202,36 +215,40 @@ class TwilioStream(Machine):
             # Over TCP nothing is lost or reordered; a skip is Twilio's business. Log, go on.
             self.sequence_gaps += 1
             log.warning("twilio stream %s: sequenceNumber %d after %d (%s)",
-                        self.stream_sid, seq, self._last_seq, event)
+                        self.stream_sid, seq, self._last_seq, brief(event))
         self._last_seq = seq
 
     def _on_start(self, msg: Mapping[str, Any]) -> list[Action]:
         if self.state != "connecting":
             raise _bad("second 'start' on one stream", code="unexpected_message")
         start = _obj(msg, "start", "start")
-        stream_sid = _str(start, "streamSid", "start")
-        call_sid = _str(start, "callSid", "start")
+        stream_sid = _sid(start, "streamSid", "start")
+        call_sid = _sid(start, "callSid", "start")
         account_sid = start.get("accountSid")
         top_sid = msg.get("streamSid")
         if top_sid is not None and top_sid != stream_sid:
-            raise _bad(f"start: streamSid {top_sid!r} differs from start.streamSid {stream_sid!r}")
+            raise _bad(f"start: streamSid {brief(top_sid)} differs from start.streamSid {stream_sid!r}")
         fmt = _obj(start, "mediaFormat", "start")
         spec = AudioSpec.parse(fmt.get("encoding"), fmt.get("sampleRate"), fmt.get("channels", 1))
         if spec.encoding != "mulaw" or spec.sample_rate != SAMPLE_RATE or spec.channels != 1:
             raise ProtocolError(
-                f"start: mediaFormat {dict(fmt)} is not Twilio's audio/x-mulaw 8000 Hz mono",
+                f"start: mediaFormat {brief(fmt)} is not Twilio's audio/x-mulaw 8000 Hz mono",
                 code="unsupported_media",
             )
         raw_tracks = start.get("tracks", ["inbound"])
         if (not isinstance(raw_tracks, list) or not raw_tracks
-                or any(t not in TRACKS for t in raw_tracks) or len(set(raw_tracks)) != len(raw_tracks)):
-            raise _bad(f"start: tracks must be a list of 'inbound'/'outbound', got {raw_tracks!r}")
+                or any(not isinstance(t, str) or t not in TRACKS for t in raw_tracks)
+                or len(set(raw_tracks)) != len(raw_tracks)):
+            raise _bad(f"start: tracks must be a list of 'inbound'/'outbound', got {brief(raw_tracks)}")
         # caller first: triage looks at tracks[0]-labelled "caller" regardless of Twilio's order
         self.tracks = tuple(TRACKS[t] for t in ("inbound", "outbound") if t in raw_tracks)
         params = start.get("customParameters") or {}
         if not isinstance(params, dict):
             raise _bad("start: customParameters must be an object")
-        params = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in params.items()}
+        try:
+            params = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in params.items()}
+        except (ValueError, RecursionError):
+            raise _bad("start: customParameters values must be strings") from None
 
         def first(names: tuple[str, ...]) -> str | None:
             return next((params[n] for n in names if params.get(n)), None)
@@ -258,8 +275,8 @@ class TwilioStream(Machine):
 
     def _on_media(self, media: Mapping[str, Any]) -> list[Action]:
         wire_track = media.get("track", "inbound")
-        if wire_track not in TRACKS or TRACKS[wire_track] not in self.tracks:
-            raise _bad(f"media: track {wire_track!r} is not one of this stream's tracks")
+        if not isinstance(wire_track, str) or wire_track not in TRACKS or TRACKS[wire_track] not in self.tracks:
+            raise _bad(f"media: track {brief(wire_track)} is not one of this stream's tracks")
         track = TRACKS[wire_track]
         payload = media.get("payload")
         if not isinstance(payload, str):
@@ -298,11 +315,11 @@ class TwilioStream(Machine):
     def _on_dtmf(self, dtmf: Mapping[str, Any]) -> list[Action]:
         digit = dtmf.get("digit")
         if not isinstance(digit, str) or len(digit) != 1 or digit.upper() not in DIGITS:
-            raise _bad(f"dtmf: 'digit' must be one of 0-9 * # A-D, got {digit!r}")
+            raise _bad(f"dtmf: 'digit' must be one of 0-9 * # A-D, got {brief(digit)}")
         wire_track = dtmf.get("track", "inbound_track")
         track = DTMF_TRACKS.get(wire_track) if isinstance(wire_track, str) else None
         if track is None:
-            raise _bad(f"dtmf: unknown track {wire_track!r}")
+            raise _bad(f"dtmf: unknown track {brief(wire_track)}")
         if track not in self._sample_pos:
             track = self.tracks[0]
         # no timestamp on dtmf: it happened at the current end of that track's audio
@@ -314,7 +331,7 @@ class TwilioStream(Machine):
 
     def _fail(self, error: ProtocolError) -> list[Action]:
         """Bad input ends this stream with a clear reason; the glue flushes and closes."""
-        log.warning("twilio stream %s: %s", self.stream_sid or "(not started)", error)
+        log.warning("twilio stream %s: %s", self.stream_sid or "(not started)", safe(error, 400))
         self.state = "stopped"
         return [EndCall("error", error=str(error), code=error.code)]
 
