@@ -2,17 +2,20 @@
 
 Frames are written byte by byte as Asterisk's AudioSocket sends them:
 kind (1 byte), payload length (2 bytes, big-endian), payload — UUID first
-(16 raw bytes), then 20 ms of signed-linear 8 kHz audio (320 bytes) per frame.
+(16 raw bytes), then 20 ms of audio per frame: signed-linear 8 kHz under 0x10
+(320 bytes), 16 kHz under 0x12 (640 bytes, ``c(slin16)``), or µ-law bytes under
+0x10 (160 bytes), which is what Asterisk's channel driver sends for ``c(ulaw)``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+import wave
 
 import numpy as np
 import pytest
-from tel_helpers import pcm8k, silence, start_telephony, text
+from tel_helpers import mulaw, pcm8k, silence, start_telephony, text
 
 from voicetriage.evaluation.textnorm import wer
 
@@ -44,10 +47,14 @@ class Asterisk:
     async def uuid(self) -> None:
         await self.send(frame(0x01, self.call.bytes))
 
-    async def audio(self, pcm: np.ndarray) -> None:
+    async def audio(self, pcm: np.ndarray, kind: int = 0x10, size: int = 320) -> None:
         data = pcm.astype("<i2").tobytes()
-        for i in range(0, len(data), 320):
-            await self.send(frame(0x10, data[i:i + 320]))
+        for i in range(0, len(data), size):
+            await self.send(frame(kind, data[i:i + size]))
+
+    async def raw(self, data: bytes, kind: int, size: int) -> None:
+        for i in range(0, len(data), size):
+            await self.send(frame(kind, data[i:i + size]))
 
     async def closed_by_server(self, timeout: float = 30.0) -> bool:
         """True when the server closes the connection (EOF) without sending anything."""
@@ -72,6 +79,51 @@ async def test_full_call_with_dtmf_and_hangup(server, manifest):
     [digit] = server.recorder.of(sid, "dtmf")
     assert (digit.digit, digit.track, digit.time) == ("9", "caller", 0.4)
     assert summary.audio_s["caller"] == pytest.approx(0.4 + clip["duration_s"] + 0.6, abs=0.05)
+
+
+def pcm16k(path: str) -> np.ndarray:
+    with wave.open(path) as w:
+        assert w.getframerate() == 16000 and w.getsampwidth() == 2 and w.getnchannels() == 1
+        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+
+
+async def test_dial_c_slin16_sends_kind_0x12(server, manifest):
+    """Dial(AudioSocket/host:port/uuid/c(slin16)): 16 kHz signed linear, 640-byte frames."""
+    clip = manifest["en_asterisk8k_pbx_invalid"]
+    a = await Asterisk.dial(server)
+    await a.uuid()
+    await a.send(frame(0x03, b"9"))  # a digit before the first audio: held, delivered at 0
+    speech = np.concatenate([np.zeros(6400, np.int16), pcm16k(clip["path"]), np.zeros(9600, np.int16)])
+    await a.audio(speech, kind=0x12, size=640)
+    await a.send(frame(0x00))
+    assert await a.closed_by_server()
+    sid = str(a.call)
+    summary = await server.recorder.summary(sid)
+    assert summary.reason == "hangup"
+    assert summary.audio_s["caller"] == pytest.approx(len(speech) / 16000, abs=0.05)  # at 16 kHz, not 8
+    assert wer(clip["transcript"], text(server.recorder.of(sid))) <= 0.25
+    [digit] = server.recorder.of(sid, "dtmf")
+    assert (digit.digit, digit.time) == ("9", 0.0)
+
+
+async def test_dial_c_ulaw_mulaw_under_0x10_is_transcoded(server, manifest, caplog):
+    """Dial(AudioSocket/...c(ulaw)): Asterisk sends µ-law bytes (160 a frame) under 0x10;
+    one odd-length frame among them must not close the call."""
+    clip = manifest["en_asterisk8k_pbx_invalid"]
+    law = mulaw(np.concatenate([silence(0.4), pcm8k(clip["path"]), silence(0.6)]))
+    a = await Asterisk.dial(server)
+    await a.uuid()
+    await a.send(frame(0x10, law[:161]))
+    await a.raw(law[161:], kind=0x10, size=160)
+    await a.send(frame(0x00))
+    assert await a.closed_by_server()
+    sid = str(a.call)
+    summary = await server.recorder.summary(sid)
+    assert summary.reason == "hangup"
+    assert summary.audio_s["caller"] == pytest.approx(len(law) / 8000, abs=0.05)
+    said = text(server.recorder.of(sid))
+    assert wer(clip["transcript"], said) <= 0.25, said
+    assert [r for r in caplog.records if "mu-law" in r.getMessage() and sid in r.getMessage()]
 
 
 async def test_two_concurrent_calls(server, manifest):
