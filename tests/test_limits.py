@@ -77,6 +77,9 @@ async def test_a_trickling_audiosocket_peer_is_idle(tiny_engine, start_server):
                 break
         except asyncio.TimeoutError:
             pass
+        except ConnectionError:  # closed with unread bytes in the server's buffer: a reset
+            closed = True
+            break
     assert closed, "a peer sending a byte every 0.25 s was never closed"
     assert time.monotonic() - t < 5.0
     writer.close()
