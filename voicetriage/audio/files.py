@@ -29,20 +29,7 @@ def read_audio(path: str | Path, rate: int = 16000, split: bool = False, channel
     ``channels`` is the file's channel count when known (split needs two). Errors are
     :class:`AudioFileError` with the reason only; callers name the file.
     """
-    from faster_whisper import decode_audio
-
-    path = _check_source(path, split, channels)
-    try:
-        decoded = decode_audio(str(path), sampling_rate=rate, split_stereo=split)
-    except MemoryError:
-        raise
-    except Exception as e:  # PyAV raises many types, all meaning "cannot read this"
-        reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
-        raise AudioFileError(f"cannot decode audio: {reason}") from None
-    arrays = list(decoded) if split else [decoded]
-    if arrays[0].size == 0:
-        raise AudioFileError("contains no audio samples")
-    return arrays
+    return next(iter_audio_blocks(path, rate, split, channels, block_s=None))[1]
 
 
 BLOCK_S = 60.0  # a long recording is decoded and transcribed a minute at a time
@@ -51,19 +38,21 @@ _GROUP = 1 << 16  # samples resampled at once
 
 
 def iter_audio_blocks(path: str | Path, rate: int = 16000, split: bool = False, channels: int | None = None,
-                      block_s: float = BLOCK_S, search_s: float = CUT_SEARCH_S):
+                      block_s: float | None = BLOCK_S, search_s: float = CUT_SEARCH_S):
     """Decode a file a block at a time: ``(first sample, [mono] or [ch0, ch1])`` per block.
 
     Memory stays at a few blocks whatever the recording's length (a one-hour file
     decoded whole is 230 MB of float32 per channel before the recogniser's features).
-    Blocks end at the quietest 50 ms near ``block_s`` so a cut rarely splits a word.
+    Blocks end at the quietest 50 ms near ``block_s`` so a cut rarely splits a word;
+    ``block_s`` None: the whole file as one block (:func:`read_audio`).
     Errors are :class:`AudioFileError`, as for :func:`read_audio`.
     """
     import av
 
     path = _check_source(path, split, channels)
     width = 2 if split else 1
-    block, search = int(block_s * rate), int(search_s * rate)
+    block = None if block_s is None else int(block_s * rate)
+    search = int(search_s * rate)
     win = max(1, rate // 20)
 
     def chunks():
@@ -108,7 +97,7 @@ def iter_audio_blocks(path: str | Path, rate: int = 16000, split: bool = False, 
     for piece in chunks():
         pending.append(piece)
         held += len(piece)
-        if held < block + search:
+        if block is None or held < block + search:
             continue
         buf = np.concatenate(pending)
         tail = buf[block - search:block].astype(np.float32).mean(axis=1)
