@@ -9,8 +9,9 @@ thread picks work fairly and runs it in batches:
 * at most one partial per call and track is queued: a newer one replaces an
   older one that has not started (the older result would be stale anyway);
 * partials are shed when finals are waiting: while more than ``shed_backlog``
-  finals are queued (the server uses twice the thread count), a new partial resolves to ``None`` at once (counted in
-  ``shed_partials``) instead of queueing behind them;
+  finals are queued (the server uses twice the thread count), a new partial
+  resolves to ``None`` at once (counted in ``shed_partials``) instead of
+  queueing behind them;
 * requests whose padded windows match are batched together (up to
   ``max_batch``), since the encoder pads a batch to its longest window.
 """
@@ -108,7 +109,7 @@ class InferenceWorker:
     def stats(self) -> WorkerStats:
         with self._cond:
             return WorkerStats(
-                sum(len(q) for q in self._finals.values()),
+                self._queued_finals(),
                 len(self._partials),
                 self._batches,
                 self._requests,
@@ -117,6 +118,9 @@ class InferenceWorker:
                 round(self._max_wait, 3),
                 self._shed,
             )
+
+    def _queued_finals(self) -> int:
+        return sum(len(q) for q in self._finals.values())  # under self._cond
 
     def submit(self, call_id: str, track: str, request: AsrRequest, final: bool) -> asyncio.Future:
         """Queue a request; the returned future resolves on the caller's loop.
@@ -134,7 +138,7 @@ class InferenceWorker:
             if final:
                 self._finals[call_id].append(job)
                 old = self._partials.pop(job.key, None)
-            elif self.shed_backlog is not None and sum(len(q) for q in self._finals.values()) > self.shed_backlog:
+            elif self.shed_backlog is not None and self._queued_finals() > self.shed_backlog:
                 self._shed += 1
                 old = self._partials.pop(job.key, None)
                 job.future.set_result(None)

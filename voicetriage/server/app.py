@@ -224,9 +224,10 @@ class App:
     def health(self) -> dict[str, Any]:
         stats = self.engine.worker.stats()
         full = len(self.calls) >= self.config.server.max_calls
-        # finals waiting for more than two rounds of the inference threads: the next
-        # call would get slow finals, so a load balancer should send it elsewhere
-        backlog = stats.queued_finals > 2 * self.engine.worker.n_threads
+        # finals waiting for more than two rounds of the inference threads (the
+        # backlog at which partials are shed): the next call would get slow finals,
+        # so a load balancer should send it elsewhere
+        backlog = stats.queued_finals > self.engine.worker.shed_backlog
         status = ("shutting_down" if self._closing else "full" if full else "degraded" if backlog else "ok")
         out = {
             "status": status,
