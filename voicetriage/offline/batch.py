@@ -394,10 +394,6 @@ class BatchRunner:
             self._asr = AsrEngine(self.model, self.resolved, AsrConfig())
         return language_runs(samples, self._asr, self.options, multilingual, offset_s)
 
-    def transcribe(self, display: str, audio: list[Any], progress: _Progress) -> Transcript:
-        """Transcribe decoded channels; segments of all channels interleaved by time."""
-        return self.transcribe_blocks(display, [(0, audio)], progress)
-
     def transcribe_blocks(self, display: str, blocks: Iterable[tuple[int, list[Any]]],
                           progress: _Progress) -> Transcript:
         """Transcribe a recording block by block (``(first sample, channels)``, in order),
