@@ -123,7 +123,8 @@ def fuzz_twilio(data: bytes) -> None:
 
 
 def fuzz_audiohook(data: bytes) -> None:
-    from voicetriage.protocols.audiohook import MAX_GAP_FILL_S, AudioHookSession
+    from voicetriage.protocols.audiohook import AudioHookSession
+    from voicetriage.protocols.audiohook_wire import MAX_DURATION_S
 
     s = AudioHookSession(SESSION, organization_id=ORG)
     renumber = bool(data) and data[0] % 2 == 0
@@ -153,7 +154,7 @@ def fuzz_audiohook(data: bytes) -> None:
                                               "aniName": "", "dnis": "2"},
                               "media": [{"type": "audio", "format": "PCMU", "channels": ["external", "internal"],
                                          "rate": 8000}]}}
-    _run(s, [json.dumps(opening), *_messages(data[1:])], MAX_GAP_FILL_S, fix)
+    _run(s, [json.dumps(opening), *_messages(data[1:])], float(MAX_DURATION_S), fix)
 
 
 def fuzz_audiosocket(data: bytes) -> None:

@@ -15,7 +15,7 @@ from fuzzwire import captured_logs, check_logs
 from voicetriage.audio.codecs import AudioSpec, StreamDecoder
 from voicetriage.core.errors import AudioFormatError
 from voicetriage.protocols.actions import EndCall, EndUtterance, PushDigit, PushGap, Send, StartCall
-from voicetriage.protocols.audiohook import MAX_GAP_FILL_S, AudioHookSession
+from voicetriage.protocols.audiohook import AudioHookSession
 from voicetriage.protocols.machine import CLOSE_INVALID_DATA, close_code_for
 from voicetriage.protocols.native import NativeConnection
 from voicetriage.protocols.twilio import TwilioStream
@@ -59,7 +59,8 @@ def disconnected(actions: list) -> bool:
 
 def test_audiohook_discard_of_1800_s_is_counted_not_materialised():
     """Issue 11: one 189-byte ``discarded`` (PT1800S) stalled the loop 27.6 s and took 6.5 GB.
-    Now it is at most MAX_GAP_FILL_S of silence, and the client's clock still holds: a
+    Now it is one gap of 1800 s that the session counts and jumps its clock over (no audio
+    for it: tests/test_gaps.py), so the call clock stays the client's stream position: a
     transcript after it is placed 1800 s on, and so is a digit."""
     c = Hook()
     c.open()
@@ -67,10 +68,10 @@ def test_audiohook_discard_of_1800_s_is_counted_not_materialised():
     text = c.text("discarded", {"start": "PT1S", "discarded": "PT1800S"}, "PT1801S")
     assert len(text) < 300
     actions = c.s.receive_text(text)
-    assert actions == [EndUtterance(), PushGap(MAX_GAP_FILL_S)]
+    assert actions == [PushGap(1800.0)]
     assert c.s.samples == 1801 * 8000  # the stream position counts all of it
-    # a final the session timed at call clock 12.0 s (1 s audio + 10 s filled + 1 s) is at stream 1802 s
-    final = SimpleNamespace(kind="final", text="hello", track="caller", start=12.0, end=12.5, avg_logprob=-0.1,
+    # a final the session timed at call clock 1802.0 s is at stream position 1802 s
+    final = SimpleNamespace(kind="final", text="hello", track="caller", start=1802.0, end=1802.5, avg_logprob=-0.1,
                             language="en", utterance=1)
     [event] = c.s.on_event(final)
     assert json.loads(event.message)["parameters"]["entities"][0]["data"]["offset"] == "PT1802S"
@@ -79,7 +80,7 @@ def test_audiohook_discard_of_1800_s_is_counted_not_materialised():
     [event] = c.s.on_event(early)
     assert json.loads(event.message)["parameters"]["entities"][0]["data"]["offset"] == "PT0.5S"
     [digit] = c.send("dtmf", {"digit": "5"}, "PT1801S")
-    assert digit == PushDigit("5", "caller", 1.0 + MAX_GAP_FILL_S)
+    assert digit == PushDigit("5", "caller", 1801.0)
 
 
 def test_audiohook_huge_durations_are_refused_not_computed():

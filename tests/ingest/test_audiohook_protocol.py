@@ -162,7 +162,7 @@ def test_audio_ping_update_pause_resume_discard_close():
     assert c.send("paused", {}) == []  # the reference client says it twice: one split
     # 2 s passed while paused: the client resumes at start 0.2 s with 2 s discarded
     c.samples = 1600 + 16000
-    assert c.send("resumed", {"start": "PT0.2S", "discarded": "PT2S"}) == [EndUtterance(), PushGap(2.0)]
+    assert c.send("resumed", {"start": "PT0.2S", "discarded": "PT2S"}) == [PushGap(2.0)]  # the session ends the utterance (a gap over 1 s)
     assert s.state == "active"
     c.audio(b"\x02" * 800)
     c.samples += 4000
@@ -515,12 +515,12 @@ def test_word_tokens_split_the_span_in_order():
 
 def test_discard_follows_the_clients_position():
     """A client that announces a discard its own position does not count (the reference
-    suite's does this) moves no clock; a genuine long one splits, then fills the gap."""
+    suite's does this) moves no clock; a genuine long one is a gap (the session splits there)."""
     s, c = new()
     c.open(media=(EXTERNAL,))
     c.audio(b"\x01" * 16000)  # 2 s
     assert c.send("discarded", {"start": "PT2S", "discarded": "PT0.5S"}) == []
     assert s.samples == 16000 and s.position_mismatches == 0
     c.samples += 12000
-    assert c.send("discarded", {"start": "PT2S", "discarded": "PT1.5S"}) == [EndUtterance(), PushGap(1.5)]
+    assert c.send("discarded", {"start": "PT2S", "discarded": "PT1.5S"}) == [PushGap(1.5)]
     assert s.samples == 28000

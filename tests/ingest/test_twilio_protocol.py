@@ -87,7 +87,7 @@ def test_media_per_track_and_timestamp_gap_becomes_silence():
     assert s.position("caller") == pytest.approx(1.06)
     # the outbound track starts late: its clock starts at the call's start, not at its first chunk
     assert s.receive_text(media(5, 1, 500, chunk, "outbound")) == [PushGap(0.5, "agent"), PushAudio(chunk, "agent")]
-    assert s.gaps_filled_s == pytest.approx(1.5)
+    assert s.gap_s == pytest.approx(1.5)
 
 
 def test_duplicate_or_late_chunk_keeps_audio():
@@ -160,7 +160,7 @@ def test_malformed_media_and_formats():
     assert a.code == "malformed_message" and "base64" in a.error
     [a] = after_start(media(2, 1, 0, b"\xff", track="outbound"))  # not a track of this stream
     assert a.code == "malformed_message"
-    [a] = after_start(media(2, 1, 3_600_000, b"\xff"))  # an hour ahead: corrupt, not silence
+    [a] = after_start(media(2, 1, 7_200_000, b"\xff"))  # two hours ahead (over max_gap_s): corrupt
     assert a.code == "malformed_message" and "jumps" in a.error
     other_sid = json.loads(media(2, 1, 0, b"\xff"))
     other_sid["streamSid"] = "MZother"

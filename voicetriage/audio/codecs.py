@@ -168,6 +168,15 @@ class StreamDecoder:
         """The resampler's tail at the end of the call."""
         return self._convert(np.zeros((0, self.spec.channels), dtype=np.int16), last=True)
 
+    def restart(self) -> list[np.ndarray]:
+        """The resampler's tail, then fresh resamplers: the stream resumes after a
+        gap that is counted rather than decoded (nothing of before leaks across it)."""
+        tail = self.flush()
+        if self._resamplers is not None:
+            self._resamplers = [soxr.ResampleStream(self.spec.sample_rate, TARGET_RATE, 1, dtype="float32",
+                                                    quality="HQ") for _ in range(self.spec.channels)]
+        return tail
+
     def _convert(self, pcm: np.ndarray, last: bool) -> list[np.ndarray]:
         out = []
         for ch in range(self.spec.channels):

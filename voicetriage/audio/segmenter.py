@@ -32,7 +32,7 @@ class SpeechEnded:
     start: float
     end: float
     audio: np.ndarray
-    reason: str  # "silence" | "max_length" | "stop"
+    reason: str  # "silence" | "max_length" | "stop" | "split" | "gap"
     speech_s: float
 
 
@@ -120,6 +120,38 @@ class Segmenter:
         if self.active is None:
             return []
         return [self._end(end, reason)]
+
+    def jump(self, samples: int, reset: Callable[[], None] | None = None) -> list[SegmentEvent]:
+        """Advance the clock by ``samples`` with no audio (a gap counted, not decoded).
+
+        The utterance in progress ends where the gap begins (reason "gap"), and the
+        next one cannot reach back over it. At most two VAD windows of zeros are fed
+        (to finish the window in progress and to land on the exact sample); the whole
+        windows between are skipped, so memory and work do not depend on the gap's
+        length. ``reset`` (the VAD's) is called once the skipped windows are passed."""
+        events = self.flush("gap")
+        samples = max(0, int(samples))
+        pad = min(samples, -self.samples % WINDOW)  # finish the VAD window in progress
+        if pad:
+            events += self.feed(np.zeros(pad, dtype=np.float32), hold=True)
+        whole = (samples - pad) // WINDOW * WINDOW
+        if whole:
+            to = self.samples + whole
+            if len(self._buf) > RATE * 4:  # a long utterance grew it: give that back
+                self._buf = np.zeros(RATE * 4, dtype=np.float32)
+            self._len = 0
+            self._audio_start = to
+            self._windows += whole // WINDOW
+            self._probs = []
+            self._probs_start = self._windows
+            self._floor = to
+            self._speech_run = 0
+            if reset is not None:
+                reset()
+        rest = samples - pad - whole
+        if rest:
+            events += self.feed(np.zeros(rest, dtype=np.float32), hold=True)
+        return events
 
     # -- state machine --------------------------------------------------------------
     def _step(self, p: float, hold: bool = False) -> list[SegmentEvent]:

@@ -65,6 +65,19 @@ class VadStream:
         self._pending = np.zeros(0, dtype=np.float32)
         self._quiet = 0  # consecutive windows below reset_below
 
+    @property
+    def pending(self) -> int:
+        """Samples held for the next window."""
+        return len(self._pending)
+
+    def reset(self) -> None:
+        """The state of a fresh stream (after a gap the clock jumped over)."""
+        self._h = np.zeros_like(self._h)
+        self._c = np.zeros_like(self._c)
+        self._context = np.zeros(CONTEXT, dtype=np.float32)
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._quiet = 0
+
     def feed(self, samples: np.ndarray) -> np.ndarray:
         """Probabilities for every complete 512-sample window now available."""
         buf = np.concatenate([self._pending, np.asarray(samples, dtype=np.float32)])

@@ -125,6 +125,10 @@ class StreamConfig:
     # a partial as soon as a pause of this long starts inside an utterance (0: off), so
     # the end of a phrase is seen before the final; once per pause
     pause_partial_ms: int = opt(200, min=0)
+    # a protocol gap (lost packets, a discard) up to this long is filled with silence so
+    # a word is not split; a longer one ends the utterance in progress and the call
+    # clock jumps over it without decoding (or allocating) anything for it
+    gap_fill_max_s: float = opt(1.0, min=0, max=60)
 
 
 @dataclass(frozen=True)

@@ -169,6 +169,10 @@ class CallSummary:
     finals: tuple[Final, ...]
     languages: dict[str, float]
     duration_s: float
+    # audio that never arrived (protocol gaps: Twilio timestamp jumps, AudioHook
+    # discards), counted in the call clock (audio_s includes them), not decoded
+    gaps: int = 0
+    gap_s: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Protocol, Sequence
@@ -23,7 +24,7 @@ from voicetriage.asr.engine import AsrRequest, _round_prob
 from voicetriage.asr.worker import InferenceWorker
 from voicetriage.audio.codecs import TARGET_RATE, AudioSpec, StreamDecoder
 from voicetriage.audio.segmenter import Segmenter, SpeechEnded
-from voicetriage.audio.vad import WINDOW_S, VadModel
+from voicetriage.audio.vad import WINDOW_S, VadModel, VadStream
 from voicetriage.core.config import AsrConfig, StreamConfig
 from voicetriage.core.errors import AudioFormatError
 from voicetriage.core.events import (
@@ -61,6 +62,7 @@ class _Track:
     name: str
     segmenter: Segmenter
     decoder: StreamDecoder | None
+    vad: VadStream | None = None  # the segmenter's VAD (reset when the clock jumps a gap)
     agreement: LocalAgreement = field(default_factory=LocalAgreement)
     partial_at: float = 0.0  # utterance audio length at the last partial request
     partial_busy: bool = False
@@ -129,21 +131,23 @@ class CallSession:
         self._observers = list(observers)
         self._stereo = StreamDecoder(spec) if spec.channels == 2 else None
         mono = AudioSpec(spec.encoding, spec.sample_rate, 1)
-        self._tracks = {
-            t: _Track(
-                t,
-                Segmenter(config, vad.stream(
-                    reset_after=round(config.vad_reset_silence_ms / 1000 / WINDOW_S),
-                    reset_below=config.vad_neg_threshold,
-                ).feed),
-                None if self._stereo else StreamDecoder(mono),
+        self._tracks = {}
+        for t in tracks:
+            stream = vad.stream(
+                reset_after=round(config.vad_reset_silence_ms / 1000 / WINDOW_S),
+                reset_below=config.vad_neg_threshold,
             )
-            for t in tracks
-        }
-        self._received = {t: 0.0 for t in tracks}
+            self._tracks[t] = _Track(t, Segmenter(config, stream.feed),
+                                     None if self._stereo else StreamDecoder(mono), stream)
+        self._received = {t: 0.0 for t in tracks}  # call clock: audio plus gaps
+        self._processed = {t: 0.0 for t in tracks}  # audio plus the gaps filled with silence
+        self.gaps = 0  # gaps pushed (per call, all tracks of one push counted once)
+        self.gap_s = 0.0  # their seconds
+        self.gaps_skipped = 0  # gaps longer than [stream] gap_fill_max_s: the clock jumped
         self._finals: list[Final] = []
         self._pending: set[asyncio.Future] = set()
         self._finals_pending = 0
+        self._finals_changed = asyncio.Event()  # set when a final completes or the call ends
         self._closed = False
         self._summary: CallSummary | None = None
         self._opened = time.monotonic()
@@ -166,6 +170,11 @@ class CallSession:
         """
         return self._received[track or self.tracks[0]]
 
+    def processed_s(self, track: str | None = None) -> float:
+        """Seconds of audio the pipeline processed on ``track``: what arrived plus
+        the short gaps filled with silence, not the gaps the clock jumped over."""
+        return self._processed[track or self.tracks[0]]
+
     def push_audio(self, data: bytes, track: str | None = None) -> None:
         """Wire audio in the call's :class:`AudioSpec`.
 
@@ -181,28 +190,60 @@ class CallSession:
             chans = self._stereo.decode(data)
             for name, samples in zip(self.tracks, chans):
                 self._received[name] += self.spec.duration(len(data))
+                self._processed[name] += self.spec.duration(len(data))
                 self._feed(self._tracks[name], samples)
         else:
             t = self._track(track)
             chans = t.decoder.decode(data)  # type: ignore[union-attr]
-            self._received[t.name] += len(data) / (self.spec.bytes_per_sample * self.spec.sample_rate)
+            seconds = len(data) / (self.spec.bytes_per_sample * self.spec.sample_rate)
+            self._received[t.name] += seconds
+            self._processed[t.name] += seconds
             self._feed(t, chans[0])
 
-    def push_gap(self, seconds: float, track: str | None = None, *, hold: bool = False) -> None:
-        """Lost packets: ``seconds`` of silence, so the clock stays right.
+    def push_gap(self, seconds: float, track: str | None = None, *, hold: bool = False) -> bool:
+        """Audio that never arrived (lost packets, a discard): the clock runs on by ``seconds``.
 
-        ``hold``: the gap is a hole in the audio (a short discard), not a pause:
-        it does not end the utterance in progress."""
-        if self._closed or seconds <= 0:
-            return
-        if self._stereo is not None:
-            for name, samples in zip(self.tracks, self._stereo.silence(seconds)):
+        A gap up to ``[stream] gap_fill_max_s`` is filled with silence, so a word is not
+        split; ``hold``: it is a hole in the audio (a short discard), not a pause, and
+        does not end the utterance in progress. A longer gap is counted, not
+        materialised: the utterance in progress ends where it began (reason "gap"), the
+        VAD starts afresh and the track's clock jumps, whatever the gap's length.
+        ``track`` None on a stereo call: both tracks. True when the clock jumped."""
+        if self._closed:
+            return False
+        if not math.isfinite(seconds):
+            raise AudioFormatError(f"a gap of {seconds!r} s", code="bad_gap")
+        if seconds <= 0:
+            return False
+        if self._stereo is not None and track is not None:
+            raise AudioFormatError("stereo audio carries both tracks; do not name one")
+        names = list(self.tracks) if self._stereo is not None else [self._track(track).name]
+        self.gaps += 1
+        self.gap_s += seconds
+        if seconds > self.config.gap_fill_max_s:
+            self.gaps_skipped += 1
+            tails = self._stereo.restart() if self._stereo is not None else None
+            for i, name in enumerate(names):
+                t = self._tracks[name]
+                for samples in ([tails[i]] if tails is not None else t.decoder.restart()):  # type: ignore[union-attr]
+                    self._segment(t, samples)
                 self._received[name] += seconds
+                target = int(round(self._received[name] * TARGET_RATE))
+                for ev in t.segmenter.jump(target - t.segmenter.samples, t.vad.reset if t.vad else None):
+                    self._handle_segment(t, ev)
+                t.pause_partial = False
+            return True
+        if self._stereo is not None:
+            for name, samples in zip(names, self._stereo.silence(seconds)):
+                self._received[name] += seconds
+                self._processed[name] += seconds
                 self._feed(self._tracks[name], samples, hold=hold)
         else:
-            t = self._track(track)
+            t = self._tracks[names[0]]
             self._received[t.name] += seconds
+            self._processed[t.name] += seconds
             self._feed(t, t.decoder.silence(seconds)[0], hold=hold)  # type: ignore[union-attr]
+        return False
 
     def end_utterance(self, track: str | None = None, reason: str = "split") -> None:
         """End the utterance in progress on ``track`` (default: every track) now:
@@ -230,6 +271,7 @@ class CallSession:
             return self._summary
         if not self._closed:
             self._closed = True
+            self._finals_changed.set()  # a reader held for this call's finals goes on
             for t in self._tracks.values():
                 tail = (
                     t.decoder.flush() if t.decoder is not None else []
@@ -257,6 +299,8 @@ class CallSession:
             finals=tuple(self._finals),
             languages={k: round(v, 3) for k, v in langs.items()},
             duration_s=round(time.monotonic() - self._opened, 3),
+            gaps=self.gaps,
+            gap_s=round(self.gap_s, 3),
         )
         self._summary = summary
         self._notify("on_close", summary)
@@ -422,6 +466,14 @@ class CallSession:
 
     def _final_done(self, _task: asyncio.Future) -> None:
         self._finals_pending -= 1
+        self._finals_changed.set()
+
+    async def finals_drained(self, limit: int) -> None:
+        """Return once at most ``limit`` finals of this call are pending, or the call
+        has ended; woken by each final that completes, never by polling."""
+        while self._finals_pending > limit and not self._closed:
+            self._finals_changed.clear()
+            await self._finals_changed.wait()
 
     @property
     def finals_pending(self) -> int:

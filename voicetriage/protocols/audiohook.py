@@ -21,8 +21,9 @@ which kinds go out is configurable, see ``DEFAULT_EVENT_KINDS``),
 the audio) nor ``reconnect`` (we keep no session state to move).
 
 Our call clock is the AudioHook position: audio received plus discarded
-durations (pushed as silence), so transcript ``offset`` values are positions
-in the client's own stream.
+durations (pushed as gaps: the session fills a short one with silence and jumps
+its clock over a longer one), so transcript ``offset`` values are positions in
+the client's own stream.
 """
 
 from __future__ import annotations
@@ -90,12 +91,11 @@ DEFAULT_EVENT_KINDS = ("final", "hint")
 _REGION = {"en": "en-US", "zh": "zh-CN", "yue": "yue-HK", "es": "es-ES", "fr": "fr-FR", "de": "de-DE",
            "it": "it-IT", "ru": "ru-RU", "ja": "ja-JP", "ko": "ko-KR", "pt": "pt-BR", "nl": "nl-NL"}
 _CLIENT_TYPES = ("open", "close", "discarded", "error", "ping", "update", "paused", "resumed", "dtmf")
-# a discarded/resumed gap this long or longer ends the utterance in progress; a shorter one is
-# a hole in the audio inside speech (the clock runs on, the utterance goes on)
+# a discarded/resumed gap shorter than this is a hole in the audio inside speech (the clock
+# runs on, the utterance goes on: PushGap hold); a longer one is a pause. The session fills a
+# gap up to [stream] gap_fill_max_s with silence and jumps its clock over a longer one
+# (counted, not materialised: PT1800S was 1800 s of zeros, 6.5 GB and a 27.6 s stall)
 SPLIT_GAP_S = Decimal("1.0")
-# the most silence one discard becomes: the rest is counted (transcript offsets and digits
-# stay positions in the client's stream), not materialised (PT1800S was 1800 s of zeros)
-MAX_GAP_FILL_S = 10.0
 _ENTITY_NS = uuid.UUID("7f0c7a52-4a57-4d2e-9a3e-2f3d1b0d7a11")  # transcript ids: uuid5(ns, session/track/utt)
 
 
@@ -124,7 +124,6 @@ class AudioHookSession(Machine):
         supported_languages: Sequence[str] = DEFAULT_LANGUAGES,
         event_kinds: Sequence[str] = DEFAULT_EVENT_KINDS,
         position_tolerance_samples: int = 8,
-        max_gap_fill_s: float = MAX_GAP_FILL_S,
     ) -> None:
         self.id = session_id or NULL_UUID
         self.organization_id = organization_id
@@ -143,8 +142,6 @@ class AudioHookSession(Machine):
         self.info: CallInfo | None = None
         self.samples = 0  # stream position in samples (audio + discarded)
         self.origin = 0  # position (samples) where our call clock starts (normally 0)
-        self.max_fill = int(max_gap_fill_s * RATE)
-        self.skips: list[tuple[int, int]] = []  # (call clock, samples) of discards counted, not filled
         self.has_call = False  # the pipeline has the call (between StartCall and the end)
         self._opened: dict[str, Any] = {}
         self.disconnect_sent = False
@@ -485,15 +482,9 @@ class AudioHookSession(Machine):
             target = pos
         if target > self.samples:
             gap = target - self.samples
-            fill = min(gap, self.max_fill)
-            if self.has_call and fill < gap:  # the call clock skips the rest
-                self.skips.append((self.samples - self._shift(None) + fill, gap - fill))
             self.samples = target
-            if self.has_call:
-                if Decimal(gap) / RATE >= SPLIT_GAP_S:
-                    actions += [EndUtterance(), PushGap(fill / RATE)]
-                else:
-                    actions.append(PushGap(fill / RATE, hold=True))
+            if self.has_call:  # the call clock is the stream position: it runs on by the gap
+                actions.append(PushGap(gap / RATE, hold=Decimal(gap) / RATE < SPLIT_GAP_S))
         self._check_position(msg)
         return actions
 
@@ -505,11 +496,7 @@ class AudioHookSession(Machine):
         if not self.has_call:
             return []
         track = "caller" if "caller" in self.tracks else self.tracks[0]
-        return [PushDigit(digit.upper(), track, max(0, pos - self._shift(None)) / RATE)]
-
-    def _shift(self, clock: int | None) -> int:
-        """Stream position minus call clock at call clock ``clock`` (samples; None: now)."""
-        return self.origin + sum(n for at, n in self.skips if clock is None or at <= clock)
+        return [PushDigit(digit.upper(), track, max(0, pos - self.origin) / RATE)]
 
     def _on_error(self, p: Mapping[str, Any]) -> list[Action]:
         code, message = p.get("code"), p.get("message")
@@ -562,7 +549,7 @@ class AudioHookSession(Machine):
         # partials carry no score; their language probability is the best we have
         score = _confidence(float(f.avg_logprob)) if final else round(float(getattr(f, "language_probability", 0.0)), 3)
         lang = self._language_tag(str(getattr(f, "language", "") or ""))
-        offset = Decimal(self._shift(int(start * RATE))) / RATE + Decimal(str(round(start, 3)))
+        offset = Decimal(self.origin) / RATE + Decimal(str(round(start, 3)))
         duration = Decimal(str(round(max(0.0, end - start), 3)))
         interpretation: dict[str, Any] = {"type": "display", "transcript": text}
         if final:

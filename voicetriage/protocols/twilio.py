@@ -15,7 +15,8 @@ https://www.twilio.com/docs/voice/media-streams/websocket-messages:
 Tracks: ``inbound`` (the caller) -> ``"caller"``, ``outbound`` (agent or bot)
 -> ``"agent"``. Each track keeps its own clock from the media timestamps: a
 chunk that starts later than the audio received so far means lost packets,
-and the difference becomes silence (:class:`PushGap`), never a shifted clock.
+and the difference becomes a gap (:class:`PushGap`: the session fills a short one
+with silence and jumps its clock over a longer one), never a shifted clock.
 
 We send nothing back: a bidirectional stream accepts only ``media``, ``mark``
 and ``clear`` from the server, and voicetriage only listens. Finals and hints
@@ -101,15 +102,16 @@ def _uint(value: Any, what: str) -> int:
 class TwilioStream(Machine):
     """One Twilio Media Stream (one websocket), from ``connected`` to ``stop``.
 
-    ``max_gap_s`` bounds the silence a timestamp jump may insert; a larger jump
-    is treated as a corrupt message rather than allocating minutes of audio.
+    ``max_gap_s`` bounds the gap a timestamp jump may claim; a larger jump is
+    treated as a corrupt message. A gap costs nothing however long (the session
+    counts it rather than decoding zeros), so the bound is only a sanity check.
     ``gap_tolerance_ms``: timestamp differences up to this are jitter, not loss.
     """
 
     name = "twilio"
     normal_close = Close(CLOSE_NORMAL, "stream stopped")
 
-    def __init__(self, *, max_gap_s: float = 60.0, gap_tolerance_ms: float = 1.0) -> None:
+    def __init__(self, *, max_gap_s: float = 3600.0, gap_tolerance_ms: float = 1.0) -> None:
         self.max_gap_s = max_gap_s
         self.tolerance = int(round(gap_tolerance_ms * SAMPLE_RATE / 1000))
         self.state = "connecting"  # -> "started" -> "stopped"
@@ -120,7 +122,7 @@ class TwilioStream(Machine):
         self._sample_pos: dict[str, int] = {}  # per track: samples received + gaps
         self._last_seq: int | None = None
         self.sequence_gaps = 0
-        self.gaps_filled_s = 0.0
+        self.gap_s = 0.0
         self.late_chunks = 0
         self.marks: list[str] = []  # the last MAX_MARKS names
 
@@ -300,7 +302,7 @@ class TwilioStream(Machine):
                         f"{track} audio received (limit {self.max_gap_s:g} s)"
                     )
                 seconds = gap / SAMPLE_RATE
-                self.gaps_filled_s += seconds
+                self.gap_s += seconds
                 self._sample_pos[track] = due
                 actions.append(PushGap(seconds, track))
             elif gap < -self.tolerance:

@@ -130,6 +130,9 @@ class App:
         self._on_stop: list[Callable[[], None]] = []
         self.errors: dict[str, int] = {}  # error code -> count, in /health
         self.throttled_s = 0.0  # how long readers were held for audio faster than allowed
+        # protocol gaps (audio that never arrived): filled with silence, or skipped (the
+        # call clock jumped); counts and seconds, in /health and /metrics
+        self.gaps = {"filled": 0, "skipped": 0, "filled_s": 0.0, "skipped_s": 0.0}
         self.peers: collections.Counter[str] = collections.Counter()  # open connections per address
         self.add_route("/", native_handler)
         self.add_route("/v1/stream", native_handler)
@@ -221,6 +224,15 @@ class App:
         self.errors[code] = self.errors.get(code, 0) + 1
         self.metrics.count_error(code)
 
+    def count_gap(self, session: CallSession, seconds: float, skipped: bool) -> None:
+        """A protocol gap a call's session took (``skipped``: its clock jumped over it)."""
+        if not seconds > 0 or session.closed:
+            return
+        kind = "skipped" if skipped else "filled"
+        self.gaps[kind] += 1
+        self.gaps[kind + "_s"] += seconds
+        self.metrics.count_gap(session.info.platform, kind, seconds)
+
     def health(self) -> dict[str, Any]:
         stats = self.engine.worker.stats()
         full = len(self.calls) >= self.config.server.max_calls
@@ -242,6 +254,7 @@ class App:
             "errors": dict(sorted(self.errors.items())),
             "connections": sum(self.peers.values()),
             "throttled_s": round(self.throttled_s, 3),
+            "gaps": {k: round(v, 3) if isinstance(v, float) else v for k, v in self.gaps.items()},
         }
         for name, section in self.health_sections.items():
             try:

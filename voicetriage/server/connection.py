@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _UNDELIVERED_LOGGED = ("final", "hint", "summary")
-PENDING_POLL_S = 0.05  # how often a reader held for its finals looks again
 
 
 class PeerGone(Exception):
@@ -143,7 +142,7 @@ class Driver:
                 return
             elif self.session is not None and not self.session.closed:
                 queue = self._push(action) + queue
-                if isinstance(action, PushAudio):
+                if isinstance(action, (PushAudio, PushGap)):
                     await self._pace(action.track)
 
     def _start(self, a: StartCall) -> list[Action]:
@@ -174,7 +173,10 @@ class Driver:
                 if s.time(a.track) > limit:
                     return self.proto.abort(f"call longer than {limit:g} s", "call_too_long")
             elif isinstance(a, PushGap):
-                s.push_gap(a.seconds, a.track, hold=a.hold)
+                self.app.count_gap(self.session, a.seconds, s.push_gap(a.seconds, a.track, hold=a.hold))
+                limit = self.app.config.server.max_call_s
+                if s.time(a.track) > limit:
+                    return self.proto.abort(f"call longer than {limit:g} s", "call_too_long")
             elif isinstance(a, EndUtterance):
                 s.end_utterance(a.track, a.reason)
             elif isinstance(a, PushDigit):
@@ -185,7 +187,11 @@ class Driver:
 
     async def _pace(self, track: str | None) -> None:
         """Hold the reader while the call's audio is ahead of what its rate allows,
-        or while more of its finals wait for the recogniser than the limit allows."""
+        or while more of its finals wait for the recogniser than the limit allows.
+
+        The rate counts what the pipeline processed (audio and the gaps filled with
+        silence), not the gaps the call clock jumped over; a held reader is woken when
+        one of its finals completes, the call ends or the server stops."""
         s, cfg = self.session, self.app.config.server
         if s is None:
             return
@@ -193,14 +199,13 @@ class Driver:
         if cfg.max_audio_speed > 0:
             if self._audio_t0 is None:
                 self._audio_t0 = now
-            ahead = s.time(track) - cfg.audio_burst_s - (now - self._audio_t0) * cfg.max_audio_speed
+            ahead = s.processed_s(track) - cfg.audio_burst_s - (now - self._audio_t0) * cfg.max_audio_speed
             if ahead > 0:
                 self.app.throttled_s += ahead / cfg.max_audio_speed
                 await asyncio.sleep(ahead / cfg.max_audio_speed)
         if s.finals_pending > cfg.max_pending_finals:
             held = time.monotonic()
-            while s.finals_pending > cfg.max_pending_finals and not self.app.closing:
-                await asyncio.sleep(PENDING_POLL_S)
+            await self.app.until_shutdown(s.finals_drained(cfg.max_pending_finals), None)
             self.app.throttled_s += time.monotonic() - held
 
     async def end(self, a: EndCall) -> None:

@@ -105,6 +105,10 @@ class Metrics:
         r = self.registry
         self.audio_seconds = Counter("voicetriage_audio_seconds", "caller and agent audio received",
                                      ["platform"], registry=r)
+        self.gaps = Counter("voicetriage_audio_gaps", "protocol gaps (audio that never arrived); kind filled: "
+                            "silence, skipped: the call clock jumped", ["platform", "kind"], registry=r)
+        self.gap_seconds = Counter("voicetriage_audio_gap_seconds", "seconds of protocol gaps, by kind",
+                                   ["platform", "kind"], registry=r)
         self.finals = Counter("voicetriage_finals", "finals emitted", ["platform"], registry=r)
         self.final_latency = Histogram("voicetriage_final_latency_seconds",
                                        "end of speech (audio received) to the final, wall clock",
@@ -152,6 +156,10 @@ class Metrics:
         for final, wait in jobs:
             self.asr_wait.labels("final" if final else "partial").observe(max(0.0, wait))
         self.asr_busy.inc(busy_s)
+
+    def count_gap(self, platform: str, kind: str, seconds: float) -> None:
+        self.gaps.labels(platform, kind).inc()
+        self.gap_seconds.labels(platform, kind).inc(seconds)
 
     def count_error(self, code: str) -> None:
         self.errors.labels(code).inc()

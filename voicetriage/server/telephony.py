@@ -58,7 +58,9 @@ class TelephonyConfig:
     """
 
     twilio_path: str = "/twilio"
-    twilio_max_gap_s: float = opt(60.0, gt=0, max=3600)
+    # a media timestamp jumping further than this is a corrupt message; a shorter gap
+    # is counted and the track's clock jumps (nothing is allocated for it)
+    twilio_max_gap_s: float = opt(3600.0, gt=0, max=86400)
     audiohook_path: str = "/audiohook"
     audiohook_keys: dict = field(default_factory=dict)
     audiohook_max_signature_age_s: float = opt(30.0, gt=0)
