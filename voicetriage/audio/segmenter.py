@@ -112,13 +112,20 @@ class Segmenter:
 
     def flush(self, reason: str = "stop") -> list[SegmentEvent]:
         """Close the utterance in progress here, if there is one: at the end of
-        the call ("stop"), or where the platform split it ("split")."""
+        the call ("stop"), or where the platform split it ("split").
+
+        A split in the utterance's trailing silence (speech had ended, ``end_silence_ms``
+        had not yet passed) ends it where a silence end would have: the last speech and
+        the same 0.2 s tail, not the split point, so its duration is the speech's."""
         end = self.samples
         if reason != "stop":  # the next utterance's pre-roll must not reach back over the split
             self._floor = end
             self._speech_run = 0
         if self.active is None:
             return []
+        tail = max(1, round(0.2 * RATE / WINDOW))
+        if reason != "stop" and self._silence_run > tail:
+            end = min(end, (self._windows - self._silence_run + tail) * WINDOW)
         return [self._end(end, reason)]
 
     # -- state machine --------------------------------------------------------------
