@@ -180,6 +180,12 @@ class VoiceTriage(System):
         self.config_path.write_text("\n".join(lines) + "\n")
         return self.config_path
 
+    def env(self) -> dict[str, str]:
+        # BENCH_SERVER_PYTHONPATH: serve another checkout's voicetriage (an older commit
+        # in a `git worktree`) with this harness, to compare versions with one command
+        other = os.environ.get("BENCH_SERVER_PYTHONPATH")
+        return {"PYTHONPATH": other} if other else {}
+
     def command(self) -> list[str]:
         return [sys.executable, "-m", "voicetriage.cli", "serve", "--config", str(self.config_path),
                 "--host", "127.0.0.1", "--port", str(self.port), "--insecure-no-auth"]  # loopback only

@@ -87,6 +87,9 @@ class Partial:
     # how much the recogniser believes this hypothesis (None: the producer did not say)
     avg_logprob: float | None = None
     compression_ratio: float = 0.0
+    # > 0: asked for on a pause of this many seconds after the speech it covers (the
+    # utterance may be over: its text is what the final will most likely say)
+    pause_s: float = 0.0
 
     @property
     def text(self) -> str:

@@ -370,11 +370,11 @@ class CallSession:
         fut = self._worker.submit(
             self.info.call_id, t.name, self._request(t, audio.copy(), final=False), final=False
         )
-        task = asyncio.ensure_future(self._on_partial(t, utt, start, length, fut))
+        task = asyncio.ensure_future(self._on_partial(t, utt, start, length, fut, pause if paused else 0.0))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _on_partial(self, t: _Track, utt: int, start: float, length: float, fut) -> None:
+    async def _on_partial(self, t: _Track, utt: int, start: float, length: float, fut, pause: float = 0.0) -> None:
         try:
             result = await fut
         except Exception:  # noqa: BLE001
@@ -395,6 +395,7 @@ class CallSession:
                     self.info.call_id, t.name, utt, round(start, 3), round(start + length, 3),
                     stable, unstable, result.language, _language_probability(result),
                     avg_logprob=round(result.avg_logprob, 4), compression_ratio=round(result.compression_ratio, 3),
+                    pause_s=round(pause, 3),
                 )
             )
         # audio kept arriving while we decoded: ask again if it is time
