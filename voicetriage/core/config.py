@@ -125,6 +125,9 @@ class StreamConfig:
     # a partial as soon as a pause of this long starts inside an utterance (0: off), so
     # the end of a phrase is seen before the final; once per pause
     pause_partial_ms: int = opt(200, min=0)
+    # threads running every call's VAD and prosody off the event loop (ONNX Runtime and
+    # numpy release the GIL); 0: on the loop, as before (benchmarks/loop_cost.py)
+    dsp_threads: int = opt(1, min=0, max=64)
 
 
 @dataclass(frozen=True)
