@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
+import time
 from typing import Any, Callable
 
 
@@ -29,8 +31,9 @@ class DspPool:
         self._pool = (
             concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="voicetriage-dsp") if threads > 0 else None
         )
+        self._lock = threading.Lock()
         self.jobs = 0  # jobs run (each: one call's queued audio)
-        self.busy_s = 0.0  # thread time spent in them (perf_counter)
+        self.cpu_s = 0.0  # CPU time of the DSP threads spent in them
 
     @property
     def enabled(self) -> bool:
@@ -43,14 +46,13 @@ class DspPool:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._timed, fn, args)
 
     def _timed(self, fn: Callable[..., Any], args: tuple) -> Any:
-        import time
-
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         try:
             return fn(*args)
         finally:
-            self.jobs += 1
-            self.busy_s += time.perf_counter() - t0
+            with self._lock:
+                self.jobs += 1
+                self.cpu_s += time.thread_time() - t0
 
     def close(self) -> None:
         if self._pool is not None:

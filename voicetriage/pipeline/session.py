@@ -313,6 +313,16 @@ class CallSession:
         self._queue(("audio", t, samples, hold, t0))
 
     # -- the per-call queue (DSP thread) -----------------------------------------------
+    @property
+    def queued(self) -> int:
+        """Audio chunks, splits and digits waiting for the DSP thread."""
+        return len(self._inbox)
+
+    async def settled(self) -> None:
+        """Until everything pushed so far has been applied (at once without a DSP pool)."""
+        while self._drainer is not None:
+            await asyncio.gather(self._drainer, return_exceptions=True)
+
     def _queue(self, op: tuple) -> None:
         """Apply ``op`` now, or (with a DSP pool) after everything queued before it."""
         if self._dsp is None:
