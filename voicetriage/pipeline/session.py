@@ -444,7 +444,9 @@ class CallSession:
         )
         if paused:
             t.pause_partial = True
-        elif length - t.partial_at < self.config.partial_interval_s and t.partial_at > 0:
+        elif t.partial_at > 0 and length - t.partial_at < self.config.partial_interval_s:
+            return
+        elif t.partial_at > 0 and length - t.partial_at < self.partial_interval():
             return
         t.partial_at = length
         t.partial_busy = True
@@ -455,6 +457,16 @@ class CallSession:
         task = asyncio.ensure_future(self._on_partial(t, utt, start, length, fut))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+    def partial_interval(self) -> float:
+        """Seconds of new audio between partials now: longer while the recogniser is busy."""
+        c = self.config
+        if c.partial_backoff <= 0:
+            return c.partial_interval_s
+        load = getattr(self._worker, "load", None)
+        busy = load() if callable(load) else 0.0
+        return min(max(c.partial_interval_s, c.partial_interval_max_s),
+                   c.partial_interval_s * (1.0 + c.partial_backoff * busy))
 
     async def _on_partial(self, t: _Track, utt: int, start: float, length: float, fut) -> None:
         try:
