@@ -97,6 +97,7 @@ class UtteranceResult:
     edits: int
     ref_units: int
     loop: bool = False  # the committed text repeats itself (a decoding loop)
+    partials: int = 0  # partial (uncommitted) texts the client got for the utterance
 
     def as_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -199,6 +200,7 @@ def analyse(trace: CallTrace) -> list[UtteranceResult]:
                 edits,
                 n,
                 _compression_ratio(hyp) > LOOP_COMPRESSION,
+                sum(1 for o in obs if not o.committed),
             )
         )
     return out
@@ -238,6 +240,8 @@ def summarise(results: list[UtteranceResult], q=(50, 95)) -> dict:
                    "missing": len(hints) - len(hint_vals)},
         "errors": scores,
         "loops": sum(1 for r in results if r.loop),
+        "partials": sum(r.partials for r in results),
+        "partials_per_utterance": round(sum(r.partials for r in results) / len(results), 2) if results else None,
     }
 
 

@@ -101,7 +101,9 @@ class AsrConfig:
             raise ConfigError(f"{where}.dialect_probe_finals and no_repeat_ngram_size must be >= 0")
     min_window_s: float = opt(10.0, gt=0, max=30)
     window_step_s: float = opt(5.0, gt=0, max=30)
-    max_batch: int = opt(4, min=1, max=64)
+    # utterances of different calls decoded in one batch (same padded window); 0: sized
+    # for the device, 4 on the CPU, 16 on CUDA (voicetriage/asr/device.py)
+    max_batch: int = opt(0, min=0, max=256)
     model_cache_dir: str | None = None  # where joined split weights go
 
 

@@ -26,10 +26,10 @@ class Engine:
         self.config = config
         self.asr = asr
         self.vad = vad
-        threads = inference_workers(config.asr)
+        threads = inference_workers(asr.config)  # the loaded model's (device resolved)
         # the same backlog at which /health says "degraded": a partial then waits
         # behind finals and would show stale text anyway
-        self.worker = InferenceWorker(asr, max_batch=config.asr.max_batch, threads=threads,
+        self.worker = InferenceWorker(asr, max_batch=asr.config.max_batch, threads=threads,
                                       shed_backlog=2 * threads)
         self.worker.start()
         # VAD and prosody of every call, off the event loop (0 threads: inline)
