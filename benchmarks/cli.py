@@ -176,7 +176,7 @@ async def run_benchmark(args: argparse.Namespace) -> dict:
         from .loop_cost import run as loop_cost
 
         _log("== event-loop cost per call")
-        results["loop_cost"] = loop_cost(2, log=_log)
+        results["loop_cost"] = await asyncio.to_thread(loop_cost, 2, _log)  # it runs its own loops
     if args.stages:
         from .stages import run_windows
 
