@@ -14,6 +14,7 @@ import math
 import os
 import re
 import zlib
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +44,9 @@ def load_whisper(config: AsrConfig):
     """
     from faster_whisper import WhisperModel
 
+    from voicetriage.asr.device import resolve_device
+
+    config = resolve_device(config)  # a clear ConfigError for cuda without CUDA, GPU types on the CPU
     resolved = resolve_model(config.model, cache_dir=config.model_cache_dir)
     threads = config.cpu_threads or (os.cpu_count() or 1)
     try:
@@ -192,8 +196,12 @@ class AsrEngine:
     def __init__(self, model, resolved: ResolvedModel, config: AsrConfig) -> None:
         from faster_whisper.tokenizer import Tokenizer
 
+        from voicetriage.asr.device import default_max_batch
+
         self.model = model
         self.resolved = resolved
+        if config.max_batch == 0:  # sized for the device (asr.device.resolve_device)
+            config = dataclasses.replace(config, max_batch=default_max_batch(config.device))
         self.config = config
         self._tokenizer_cls = Tokenizer
         self._tokenizers: dict[str | None, object] = {}
@@ -201,6 +209,9 @@ class AsrEngine:
 
     @classmethod
     def load(cls, config: AsrConfig) -> "AsrEngine":
+        from voicetriage.asr.device import resolve_device
+
+        config = resolve_device(config)
         model, resolved = load_whisper(config)
         return cls(model, resolved, config)
 

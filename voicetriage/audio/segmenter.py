@@ -93,9 +93,12 @@ class Segmenter:
     def active_speech_s(self) -> float:
         return self._voiced * WINDOW / RATE
 
-    def feed(self, samples: np.ndarray, *, hold: bool = False) -> list[SegmentEvent]:
+    def feed(self, samples: np.ndarray, *, hold: bool = False, probs: np.ndarray | None = None) -> list[SegmentEvent]:
         """New audio; ``hold``: it is a hole in the stream (audio the platform
-        discarded), so it neither ends nor starts an utterance."""
+        discarded), so it neither ends nor starts an utterance. ``probs``: the
+        VAD's output for exactly these samples, computed elsewhere (a DSP
+        thread, :mod:`voicetriage.pipeline.dsp`) by the same VAD function
+        (default: the segmenter calls it here)."""
         samples = np.asarray(samples, dtype=np.float32)
         need = self._len + len(samples)
         if need > len(self._buf):  # amortised growth: no copy of the utterance per frame
@@ -105,7 +108,7 @@ class Segmenter:
         self._buf[self._len : need] = samples
         self._len = need
         events: list[SegmentEvent] = []
-        for p in self._vad(samples):
+        for p in self._vad(samples) if probs is None else probs:
             events.extend(self._step(float(p), hold))
         self._trim()
         return events

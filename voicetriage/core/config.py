@@ -101,7 +101,9 @@ class AsrConfig:
             raise ConfigError(f"{where}.dialect_probe_finals and no_repeat_ngram_size must be >= 0")
     min_window_s: float = opt(10.0, gt=0, max=30)
     window_step_s: float = opt(5.0, gt=0, max=30)
-    max_batch: int = opt(4, min=1, max=64)
+    # utterances of different calls decoded in one batch (same padded window); 0: sized
+    # for the device, 4 on the CPU, 16 on CUDA (voicetriage/asr/device.py)
+    max_batch: int = opt(0, min=0, max=256)
     model_cache_dir: str | None = None  # where joined split weights go
 
 
@@ -125,6 +127,14 @@ class StreamConfig:
     # a partial as soon as a pause of this long starts inside an utterance (0: off), so
     # the end of a phrase is seen before the final; once per pause
     pause_partial_ms: int = opt(200, min=0)
+    # partials adapt to load: the interval is partial_interval_s x (1 + partial_backoff x
+    # the requests waiting per inference thread), at most partial_interval_max_s, so a busy
+    # recogniser gets fewer partials and finals wait less behind them (0: a fixed interval)
+    partial_backoff: float = opt(1.0, min=0)
+    partial_interval_max_s: float = opt(4.0, min=0.1)
+    # threads running every call's VAD and prosody off the event loop (ONNX Runtime and
+    # numpy release the GIL); 0: on the loop, as before (benchmarks/loop_cost.py)
+    dsp_threads: int = opt(1, min=0, max=64)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,10 @@ VAD and segmenter, local agreement for partials, and requests to the shared
 :class:`~voicetriage.asr.worker.InferenceWorker`. Everything it produces goes to
 the ``emit`` callable of whoever owns the call (a protocol adapter), in order.
 The ``push_*`` methods are synchronous and cheap and must be called from the
-event loop; inference happens on the worker thread.
+event loop; inference happens on the worker thread. With a
+:class:`~voicetriage.pipeline.dsp.DspPool` the VAD and the observers'
+``prepare_audio`` (prosody) run on a DSP thread too: audio, boundaries and
+digits then queue per call and are applied on the loop in arrival order.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
@@ -35,6 +39,7 @@ from voicetriage.core.events import (
     Final,
     Partial,
 )
+from voicetriage.pipeline.dsp import DspPool
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +48,13 @@ Emit = Callable[[object], None]
 
 class CallObserver(Protocol):
     """Per-call extension point (triage). Methods run on the event loop and
-    return further events (hints, signals) to emit after the one that caused them."""
+    return further events (hints, signals) to emit after the one that caused them.
+
+    An observer may also define ``prepare_audio(track, samples, t0) -> None``:
+    with a DSP pool it runs on a DSP thread before ``on_audio`` of the same
+    samples (one call's audio in order, never two at once), for numeric work
+    whose state it guards itself (:class:`~voicetriage.triage.signals.prosody.ProsodyTracker`).
+    Without a pool it is not called: ``on_audio`` must still do the work alone."""
 
     def on_audio(self, track: str, samples: np.ndarray, t0: float) -> list[object]: ...
 
@@ -75,6 +86,8 @@ class _Track:
     previous: tuple[str, str] | None = None  # (text, language) of the last final
     probes: int = 0  # finals that carried a dialect probe
     pause_partial: bool = False  # the current pause already asked for a partial
+    vad: Callable[[np.ndarray], np.ndarray] | None = None  # the segmenter's VAD stream (DSP thread)
+    queued: int = 0  # samples handed to the segmenter or queued for it (the track clock)
 
 
 def _language_probability(result) -> float:
@@ -103,13 +116,15 @@ class CallSession:
         track_languages: Mapping[str, str | None] | None = None,
         language_source: str = "client",
         asr_config: AsrConfig | None = None,
+        dsp: DspPool | None = None,
     ) -> None:
         """``language`` (a Whisper code) is decoded on every track, reported with
         probability 1.0 and ``language_source`` ("client": the call's hint,
         "config": [asr] language). ``track_languages`` overrides it per track
         (a code, or None: detect on that track), as source "client".
         ``asr_config`` supplies the allowed languages, the prior and the
-        dialect-probe options (default: :class:`AsrConfig` defaults)."""
+        dialect-probe options (default: :class:`AsrConfig` defaults). ``dsp``:
+        run the VAD and ``prepare_audio`` hooks there (None: inline)."""
         if spec.channels == 2 and len(tracks) != 2:
             raise AudioFormatError("stereo audio needs two track labels (e.g. caller, agent)")
         if len(set(tracks)) != len(tracks) or not tracks:
@@ -129,17 +144,16 @@ class CallSession:
         self._observers = list(observers)
         self._stereo = StreamDecoder(spec) if spec.channels == 2 else None
         mono = AudioSpec(spec.encoding, spec.sample_rate, 1)
-        self._tracks = {
-            t: _Track(
-                t,
-                Segmenter(config, vad.stream(
-                    reset_after=round(config.vad_reset_silence_ms / 1000 / WINDOW_S),
-                    reset_below=config.vad_neg_threshold,
-                ).feed),
-                None if self._stereo else StreamDecoder(mono),
-            )
-            for t in tracks
-        }
+        self._tracks = {}
+        for name in tracks:
+            stream = vad.stream(reset_after=round(config.vad_reset_silence_ms / 1000 / WINDOW_S),
+                                reset_below=config.vad_neg_threshold)
+            self._tracks[name] = _Track(name, Segmenter(config, stream.feed),
+                                        None if self._stereo else StreamDecoder(mono), vad=stream.feed)
+        self._dsp = dsp if dsp is not None and dsp.enabled else None
+        self._inbox: deque = deque()  # ops waiting for the DSP thread, in arrival order
+        self._drainer: asyncio.Task | None = None
+        self._preparers = [o.prepare_audio for o in self._observers if callable(getattr(o, "prepare_audio", None))]
         self._received = {t: 0.0 for t in tracks}
         self._finals: list[Final] = []
         self._pending: set[asyncio.Future] = set()
@@ -210,9 +224,7 @@ class CallSession:
         The platform marked a boundary (an AudioHook ``update`` or ``paused``)."""
         if self._closed:
             return
-        for t in ([self._track(track)] if track is not None else list(self._tracks.values())):
-            for ev in t.segmenter.flush(reason):
-                self._handle_segment(t, ev)
+        self._queue(("split", [self._track(track)] if track is not None else list(self._tracks.values()), reason))
 
     def push_dtmf(self, digit: str, track: str | None = None, time: float | None = None) -> None:
         """A keypad digit; ``time`` defaults to the track's current audio time."""
@@ -221,7 +233,7 @@ class CallSession:
         if not isinstance(digit, str) or len(digit) != 1 or digit.upper() not in DTMF_DIGITS:
             raise AudioFormatError(f"not a DTMF digit: {digit!r}", code="bad_dtmf")
         name = self._track(track).name
-        self._emit(Dtmf(self.info.call_id, name, digit.upper(), self.time(name) if time is None else time))
+        self._queue(("event", Dtmf(self.info.call_id, name, digit.upper(), self.time(name) if time is None else time)))
 
     async def close(self, reason: str = "stop") -> CallSummary:
         """End the call: finish speech in progress, wait for every final, emit
@@ -230,6 +242,8 @@ class CallSession:
             return self._summary
         if not self._closed:
             self._closed = True
+            if self._drainer is not None:  # what was queued before the close is applied first
+                await asyncio.gather(self._drainer, return_exceptions=True)
             for t in self._tracks.values():
                 tail = (
                     t.decoder.flush() if t.decoder is not None else []
@@ -294,10 +308,78 @@ class CallSession:
     def _feed(self, t: _Track, samples: np.ndarray, hold: bool = False) -> None:
         if len(samples) == 0:
             return
-        t0 = t.segmenter.samples / TARGET_RATE
-        self._notify("on_audio", t.name, samples, t0)
-        self._segment(t, samples, hold)
-        self._maybe_partial(t)
+        t0 = t.queued / TARGET_RATE
+        t.queued += len(samples)
+        self._queue(("audio", t, samples, hold, t0))
+
+    # -- the per-call queue (DSP thread) -----------------------------------------------
+    @property
+    def queued(self) -> int:
+        """Audio chunks, splits and digits waiting for the DSP thread."""
+        return len(self._inbox)
+
+    async def settled(self) -> None:
+        """Until everything pushed so far has been applied (at once without a DSP pool)."""
+        while self._drainer is not None:
+            await asyncio.gather(self._drainer, return_exceptions=True)
+
+    def _queue(self, op: tuple) -> None:
+        """Apply ``op`` now, or (with a DSP pool) after everything queued before it."""
+        if self._dsp is None:
+            self._apply(op, None)
+            return
+        self._inbox.append(op)
+        if self._drainer is None:
+            self._drainer = asyncio.ensure_future(self._drain())
+            self._pending.add(self._drainer)
+            self._drainer.add_done_callback(self._pending.discard)
+
+    async def _drain(self) -> None:
+        try:
+            while self._inbox:
+                ops = list(self._inbox)
+                self._inbox.clear()
+                audio = [op for op in ops if op[0] == "audio"]
+                try:
+                    probs = await self._dsp.run(self._prepare, audio) if audio else []  # type: ignore[union-attr]
+                except Exception:  # noqa: BLE001 - the segmenter then runs the VAD itself
+                    log.exception("call %s: DSP job failed", self.info.call_id)
+                    probs = [None] * len(audio)
+                it = iter(probs)
+                for op in ops:
+                    try:
+                        self._apply(op, next(it) if op[0] == "audio" else None)
+                    except Exception:  # noqa: BLE001 - one bad chunk must not stop the call's queue
+                        log.exception("call %s: applying %s failed", self.info.call_id, op[0])
+        finally:
+            self._drainer = None
+
+    def _prepare(self, ops: list[tuple]) -> list[np.ndarray]:
+        """On a DSP thread: the observers' numeric work, then the VAD, per chunk in order."""
+        out = []
+        for _, t, samples, _hold, t0 in ops:
+            for prepare in self._preparers:
+                try:
+                    prepare(t.name, samples, t0)
+                except Exception:  # noqa: BLE001 - its on_audio on the loop still sees the audio
+                    log.exception("call %s: observer prepare_audio failed", self.info.call_id)
+            out.append(t.vad(samples))  # type: ignore[misc]
+        return out
+
+    def _apply(self, op: tuple, probs: np.ndarray | None) -> None:
+        """On the loop: one queued op, as push_audio / end_utterance / push_dtmf did inline."""
+        if op[0] == "audio":
+            _, t, samples, hold, t0 = op
+            self._notify("on_audio", t.name, samples, t0)
+            for ev in t.segmenter.feed(samples, hold=hold, probs=probs):
+                self._handle_segment(t, ev)
+            self._maybe_partial(t)
+        elif op[0] == "split":
+            for t in op[1]:
+                for ev in t.segmenter.flush(op[2]):
+                    self._handle_segment(t, ev)
+        else:
+            self._emit(op[1])
 
     def _segment(self, t: _Track, samples: np.ndarray, hold: bool = False) -> None:
         for ev in t.segmenter.feed(samples, hold=hold):
@@ -362,7 +444,7 @@ class CallSession:
         )
         if paused:
             t.pause_partial = True
-        elif length - t.partial_at < self.config.partial_interval_s and t.partial_at > 0:
+        elif t.partial_at > 0 and length - t.partial_at < self.partial_interval():
             return
         t.partial_at = length
         t.partial_busy = True
@@ -373,6 +455,16 @@ class CallSession:
         task = asyncio.ensure_future(self._on_partial(t, utt, start, length, fut, pause if paused else 0.0))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+    def partial_interval(self) -> float:
+        """Seconds of new audio between partials now: longer while the recogniser is busy."""
+        c = self.config
+        if c.partial_backoff <= 0:
+            return c.partial_interval_s
+        load = getattr(self._worker, "load", None)
+        busy = load() if callable(load) else 0.0
+        return min(max(c.partial_interval_s, c.partial_interval_max_s),
+                   c.partial_interval_s * (1.0 + c.partial_backoff * busy))
 
     async def _on_partial(self, t: _Track, utt: int, start: float, length: float, fut, pause: float = 0.0) -> None:
         try:
