@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--segments", help="JSON report of `voicetriage eval --half tune --out` (its finals' times)")
     ap.add_argument("--extra-mandarin", help="folder of extra Mandarin .wav files (one speaker group)")
     ap.add_argument("--l2", type=float, nargs="*", default=[0.01, 0.03, 0.1, 0.3, 1.0])
+    ap.add_argument("--cache", help="features file: written on the first run, read instead of the audio after")
     ap.add_argument("--cv", action="store_true", help="cross-validate the l2 values, then train with the best")
     a = ap.parse_args(argv)
 
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             sources.append(("mandarin", "extra-mandarin", read_audio(p)[0], []))
 
     xs, ys, gs, base = [], [], [], []
-    for label, group, audio, fin in sources:
+    for label, group, audio, fin in sources if not (a.cache and Path(a.cache).is_file()) else ():
         for s, e in segments_of(audio, fin):
             seg = audio[s:e]
             for name, aug in AUGMENT.items():
@@ -197,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
                 ys.append(LABELS.index(label))
                 gs.append(group)
                 base.append(name == "orig")
+    if a.cache and Path(a.cache).is_file():  # features of an earlier run (same arguments)
+        with np.load(a.cache) as z:
+            xs, ys, gs, base = list(z["x"]), list(z["y"]), [str(g) for g in z["g"]], list(z["base"])
+    elif a.cache:
+        np.savez(a.cache, x=np.stack(xs), y=np.array(ys), g=np.array(gs), base=np.array(base))
     x = np.stack(xs).astype(np.float64)
     y = np.array(ys)
     print(f"{len(x)} segments ({', '.join(f'{lab} {int((y == i).sum())}' for i, lab in enumerate(LABELS))}) "
