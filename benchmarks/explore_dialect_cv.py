@@ -1,7 +1,8 @@
+"""Leave-one-speaker-group-out log-odds (Cantonese/Wu minus Mandarin) per tuning-half group: python benchmarks/explore_dialect_cv.py FEATURES.npz (the --cache file of benchmarks.train_dialect)."""
 import sys, numpy as np
-sys.path.insert(0, '/work/wt-dialect')
+sys.path.insert(0, __import__('os').path.dirname(__import__('os').path.dirname(__import__('os').path.abspath(__file__))))
 from benchmarks.train_dialect import fit, sample_weights, standardise, LABELS
-z = np.load('/tmp/dialect/feat.npz'); x=z['x'].astype(np.float64); y=z['y']; g=np.array([str(v) for v in z['g']]); base=z['base']
+z = np.load(sys.argv[1]); x=z['x'].astype(np.float64); y=z['y']; g=np.array([str(v) for v in z['g']]); base=z['base']
 def run(l2, pca=None, meanonly=False):
     X = x[:, :x.shape[1]//2] if meanonly else x
     res = {}
