@@ -206,6 +206,10 @@ class AsrEngine:
         self._tokenizer_cls = Tokenizer
         self._tokenizers: dict[str | None, object] = {}
         self.multilingual = bool(model.model.is_multilingual)
+        from voicetriage.asr.dialect import load_for
+
+        # the dialect classifier, loaded once with the model (refused for another model)
+        self.dialect = load_for(config.dialect_classifier, resolved.id, resolved.path) if self.multilingual else None
 
     @classmethod
     def load(cls, config: AsrConfig) -> "AsrEngine":
@@ -390,6 +394,7 @@ class AsrEngine:
                               tried[i][-1].temperature, chosen.compression_ratio)
 
         probes = self._dialect_probe(encoded, requests, langs, max_len)
+        dialects = self._dialect_scores(encoded, requests, langs)
 
         results = []
         for i, (r, d) in enumerate(zip(requests, best)):
@@ -410,9 +415,29 @@ class AsrEngine:
                     language_source=source,
                     temperature=d.temperature,
                     dialect_probe=probes.get(i),
+                    dialect_scores=dialects.get(i, ()),
                 )
             )
         return results
+
+    def _dialect_scores(self, encoded, requests, langs) -> dict[int, tuple[tuple[str, float], ...]]:
+        """The dialect classifier's log-probabilities on each zh final (pooled encoder output)."""
+        if self.dialect is None:
+            return {}
+        rows = [i for i, r in enumerate(requests) if r.final and langs[i] == "zh"]
+        if not rows:
+            return {}
+        from voicetriage.asr.dialect import encoder_rows, pool
+
+        enc = encoder_rows(encoded)
+        if enc is None:
+            return {}
+        out = {}
+        for i in rows:
+            f = pool(enc[i], len(requests[i].audio))
+            if f is not None:
+                out[i] = tuple(self.dialect.log_probs(f).items())
+        return out
 
     def _dialect_probe(self, encoded, requests, langs, max_len) -> dict[int, float]:
         """avg log-prob under the Cantonese prompt minus under the Mandarin prompt

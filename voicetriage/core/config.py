@@ -84,6 +84,10 @@ class AsrConfig:
     # for the first dialect_probe_finals zh finals of each track (2 extra greedy decodes each)
     dialect_probe: bool = True
     dialect_probe_finals: int = opt(3, min=0)
+    # Mandarin/Cantonese/Wu classifier on the final's pooled encoder output
+    # (voicetriage/asr/dialect.py): "auto" the one shipped for the model (none if
+    # none ships), "" off, or a path to a .npz trained for this model (refused otherwise)
+    dialect_classifier: str = "auto"
 
     def __post_init__(self) -> None:
         where = "asr"

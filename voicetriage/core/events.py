@@ -62,6 +62,8 @@ class AsrResult:
     # Cantonese-vs-Mandarin probe: avg log-prob decoded under a Cantonese prompt minus
     # under a Mandarin prompt (None: not run for this utterance)
     dialect_probe: float | None = None
+    # the dialect classifier's log-probabilities (voicetriage/asr/dialect.py), zh finals only
+    dialect_scores: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,8 @@ class Final:
     compression_ratio: float = 0.0
     temperature: float = 0.0
     dialect_probe: float | None = None
+    # the dialect classifier's log-probabilities (voicetriage/asr/dialect.py), zh finals only
+    dialect_scores: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -575,6 +575,7 @@ class CallSession:
             compression_ratio=round(result.compression_ratio, 3),
             temperature=result.temperature,
             dialect_probe=result.dialect_probe,
+            dialect_scores=result.dialect_scores,
         )
         if result.language_source == "detected":
             t.evidence[result.language] = t.evidence.get(result.language, 0.0) + result.language_probability
