@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 _UNDELIVERED_LOGGED = ("final", "hint", "summary")
 PENDING_POLL_S = 0.05  # how often a reader held for its finals looks again
+DSP_QUEUE_MAX = 25  # chunks a call may have waiting for the DSP thread before its reader waits
 
 
 class PeerGone(Exception):
@@ -197,6 +198,12 @@ class Driver:
             if ahead > 0:
                 self.app.throttled_s += ahead / cfg.max_audio_speed
                 await asyncio.sleep(ahead / cfg.max_audio_speed)
+        if s.queued > DSP_QUEUE_MAX:
+            # audio waiting for the DSP thread is not yet in finals_pending: a reader
+            # let run ahead of it would turn one drained batch into many finals at once
+            held = time.monotonic()
+            await s.settled()
+            self.app.throttled_s += time.monotonic() - held
         if s.finals_pending > cfg.max_pending_finals:
             held = time.monotonic()
             while s.finals_pending > cfg.max_pending_finals and not self.app.closing:
