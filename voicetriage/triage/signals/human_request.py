@@ -74,6 +74,9 @@ PHRASES: tuple[Phrase, ...] = (
     _zh("(跟|和|同)(人|真人|工作人员|职员|客服)(讲|说|讲话|说话|倾|对话)", 0.9, "跟人说话"),
     # 真 heard as 着 ("我要跟着人说话", 8 kHz kit clip): only after 要/想, as a request
     _zh("(要|想)(跟|和|同)(着|著|珍|针)人(讲|说)(话)?", 0.85, "跟真人说话 (ASR variant)"),
+    # 真人 heard as 真言 ("我要跟真言说话", base on the kit's req_person in the stitched
+    # cmn_en_request call): no one "speaks with a mantra" on a hotline
+    _zh("(要|想)(跟|和|同)真言(讲|说)(话)?", 0.85, "跟真人说话 (ASR variant 真言)"),
     _zh("(有没有|有冇|有无|有没)(真人|人工)(?!智能)", 0.85, "有没有人工"),
     _zh("(不要|唔要|别用|不想跟|不想和)(机器人|机器|电脑|录音)", 0.85, "不要机器"),
     # Cantonese in its own words (when the ASR keeps them)
