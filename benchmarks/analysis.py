@@ -97,6 +97,7 @@ class UtteranceResult:
     edits: int
     ref_units: int
     loop: bool = False  # the committed text repeats itself (a decoding loop)
+    partials: int = 0  # partial (uncommitted) texts the client got for the utterance
 
     def as_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -199,6 +200,7 @@ def analyse(trace: CallTrace) -> list[UtteranceResult]:
                 edits,
                 n,
                 _compression_ratio(hyp) > LOOP_COMPRESSION,
+                sum(1 for o in obs if not o.committed),
             )
         )
     return out
@@ -227,9 +229,15 @@ def summarise(results: list[UtteranceResult], q=(50, 95)) -> dict:
         if rs:
             e, n = sum(r.edits for r in rs), sum(r.ref_units for r in rs)
             scores[m] = {"value": round(e / n, 4) if n else None, "edits": e, "units": n, "utterances": len(rs)}
+    by_language: dict[str, dict] = {}
+    for lang in sorted({r.language for r in results}):
+        rs = [r for r in results if r.language == lang]
+        e, n = sum(r.edits for r in rs), sum(r.ref_units for r in rs)
+        by_language[lang] = {"metric": rs[0].metric, "value": round(e / n, 4) if n else None, "edits": e,
+                             "units": n, "utterances": len(rs)}
     return {
         "utterances": len(results),
-        "final_s": {**pct(finals), "mean": _mean(finals),
+        "final_s": {**pct(finals), "mean": _mean(finals), "p95_ci": bootstrap_ci(finals, 95),
                     "missing": sum(1 for r in results if r.final_s is None),
                     "by_timestamp": sum(1 for r in results if r.final_by_timestamp)},
         "first_partial_s": {**pct(firsts), "mean": _mean(firsts),
@@ -237,8 +245,23 @@ def summarise(results: list[UtteranceResult], q=(50, 95)) -> dict:
         "hint_s": {**pct(hint_vals), "mean": _mean(hint_vals), "phrases": len(hints),
                    "missing": len(hints) - len(hint_vals)},
         "errors": scores,
+        "errors_by_language": by_language,
         "loops": sum(1 for r in results if r.loop),
+        "partials": sum(r.partials for r in results),
+        "partials_per_utterance": round(sum(r.partials for r in results) / len(results), 2) if results else None,
     }
+
+
+def bootstrap_ci(values: list[float], q: float, level: float = 0.95, n: int = 2000, seed: int = 0):
+    """[low, high] of the ``q``th percentile over ``n`` bootstrap resamples (seeded: the
+    same data give the same interval); None under 5 values."""
+    xs = np.array([v for v in values if v is not None and not math.isinf(v)], float)
+    if len(xs) < 5:
+        return None
+    rng = np.random.default_rng(seed)
+    stats = np.percentile(xs[rng.integers(0, len(xs), (n, len(xs)))], q, axis=1)
+    lo, hi = np.percentile(stats, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    return [round(float(lo), 4), round(float(hi), 4)]
 
 
 def _mean(xs):
@@ -246,4 +269,4 @@ def _mean(xs):
     return round(float(np.mean(xs)), 4) if xs else None
 
 
-__all__ = ["Obs", "CallTrace", "UtteranceResult", "analyse", "summarise", "attribute", "END_TOLERANCE_S"]
+__all__ = ["bootstrap_ci", "Obs", "CallTrace", "UtteranceResult", "analyse", "summarise", "attribute", "END_TOLERANCE_S"]

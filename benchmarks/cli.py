@@ -150,6 +150,14 @@ async def run_benchmark(args: argparse.Namespace) -> dict:
         res["capacity_open"] = bool(res["levels"]) and res["levels"][-1]["passed"]
         res["calls"] = "english" if calls is english else "mixed"
         results["systems"].append(res)
+        if args.offline and name not in PEERS and res["levels"]:
+            from .offline import run_offline
+
+            # the calls of the largest level run, as fast as possible, one at a time
+            model, ct = name.rsplit("-", 1)
+            n = max(lv["calls"] for lv in res["levels"])
+            _log(f"== {system.label} offline on the same {n} calls")
+            res["offline"] = await run_offline(model, ct, calls[:n], _log)
     for i, spec in enumerate(args.experiment or []):
         asr, stream = _parse_kv(spec.split(","))
         system = _ours("base-int8", log_dir, stream=stream, asr=asr, label=f"base int8 {spec}")
@@ -164,6 +172,11 @@ async def run_benchmark(args: argparse.Namespace) -> dict:
         res = await run_system(base, lambda n: mixed[:n], Plan(**{**plan.__dict__, "levels": tuple(args.experiment_levels),
                                                                  "stop_after_fail": False}), _log)
         results["experiments"].insert(0, res)
+    if args.loop_cost:
+        from .loop_cost import run as loop_cost
+
+        _log("== event-loop cost per call")
+        results["loop_cost"] = await asyncio.to_thread(loop_cost, 2, _log)  # it runs its own loops
     if args.stages:
         from .stages import run_windows
 
@@ -221,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--experiment", action="append",
                    help="a config variant of ours, e.g. stream.end_silence_ms=300,asr.min_window_s=5 (repeatable)")
     r.add_argument("--experiment-levels", nargs="+", type=int, default=[1, 8])
+    r.add_argument("--no-offline", dest="offline", action="store_false",
+                   help="skip ours offline (as fast as possible) on the same calls, the accuracy baseline")
+    r.add_argument("--no-loop-cost", dest="loop_cost", action="store_false",
+                   help="skip the event-loop cost per call (benchmarks.loop_cost)")
     r.add_argument("--stages", action="store_true",
                    help="also time the recogniser alone per min_window_s on every clip")
     r.add_argument("--stage-windows", nargs="+", type=float, default=[5.0, 10.0, 15.0])

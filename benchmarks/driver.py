@@ -23,7 +23,7 @@ import numpy as np
 from . import machine
 from .analysis import CallTrace, analyse, summarise
 from .corpus import Call, smoke_call
-from .procstat import Sampler, rss_bytes, tree
+from .procstat import Sampler, rss_bytes, thread_cpu_seconds, tree
 from .systems import System, SystemError_
 
 
@@ -69,6 +69,27 @@ def _usage_dict(u, audio_s: float, idle_rss: int) -> dict:
     }
 
 
+def histogram_quantile(before: list | None, after: list | None, q: float) -> float | None:
+    """Quantile ``q`` of the observations between two readings of a cumulative
+    histogram [(upper bound, count)], interpolated inside its bucket (Prometheus'
+    histogram_quantile)."""
+    if not after:
+        return None
+    prev = dict(before or [])
+    buckets = [(le, c - prev.get(le, 0.0)) for le, c in after]
+    total = buckets[-1][1]
+    if total <= 0:
+        return None
+    rank, lo, lo_c = q * total, 0.0, 0.0
+    for le, c in buckets:
+        if c >= rank:
+            if math.isinf(le):
+                return lo
+            return lo + (le - lo) * (rank - lo_c) / max(c - lo_c, 1e-12)
+        lo, lo_c = le, c
+    return lo
+
+
 async def run_calls(system: System, calls: list[Call], plan: Plan) -> list[CallTrace]:
     chunk = int(16000 * plan.chunk_ms / 1000)
     n = len(calls)
@@ -96,11 +117,15 @@ async def run_level(system: System, calls: list[Call], plan: Plan, log=print) ->
     idle = rss_bytes(tree(system.pid))
     load = machine.load_average()
     before = await system.stats()
+    lag0 = await system.loop_lag()
+    loop0 = thread_cpu_seconds(system.pid)
     t0 = time.monotonic()
     with Sampler(system.pid) as sampler:
         traces = await run_calls(system, calls, plan)
     usage = sampler.usage
     after = await system.stats()
+    lag1 = await system.loop_lag()
+    loop1 = thread_cpu_seconds(system.pid)
     results = [r for t in traces for r in analyse(t)]
     errors = [f"{t.call.id}: {t.error}" for t in traces if t.error]
     summary = summarise(results)
@@ -118,11 +143,20 @@ async def run_level(system: System, calls: list[Call], plan: Plan, log=print) ->
     if "inference_busy_s" in after and "inference_busy_s" in before and usage.wall_s > 0:
         # share of the level's wall time the inference thread spent decoding
         usage_d["inference_busy"] = round((after["inference_busy_s"] - before["inference_busy_s"]) / usage.wall_s, 3)
+    if lag1:
+        # the server's event loop: how late its timer probe fired, and the CPU of its thread
+        for q in (50, 99):
+            v = histogram_quantile(lag0, lag1, q / 100)
+            usage_d[f"loop_lag_p{q}_ms"] = round(1000 * v, 2) if v is not None else None
+        usage_d["loop_lag_probes"] = int(lag1[-1][1] - dict(lag0 or []).get(float("inf"), 0))
+    if loop0 is not None and loop1 is not None and audio_s:
+        usage_d["loop_cpu_ms_per_audio_s"] = round(1000 * (loop1 - loop0) / audio_s, 2)
     res = LevelResult(n, summary, usage_d, errors, utts, ok, round(time.monotonic() - t0, 1), load)
     f, p = summary["final_s"], summary["first_partial_s"]
     log(f"  {system.label}: {n:>2} calls  final p50 {_fmt(f['p50'])} p95 {_fmt(f['p95'])} "
         f"(missing {f['missing']})  first text p50 {_fmt(p['p50'])}  hint p50 {_fmt(summary['hint_s']['p50'])}  "
-        f"cpu {res.usage['cpu_cores']:.2f} cores  infer busy {res.usage.get('inference_busy', '-')}  peak {res.usage['peak_rss_mb']:.0f} MB  "
+        f"cpu {res.usage['cpu_cores']:.2f} cores  loop {res.usage.get('loop_cpu_ms_per_audio_s', '-')} ms/s "
+        f"lag p99 {res.usage.get('loop_lag_p99_ms', '-')} ms  infer busy {res.usage.get('inference_busy', '-')}  peak {res.usage['peak_rss_mb']:.0f} MB  "
         f"load {load[0] if load else '?'}  {'ok' if ok else 'OVER'}{'  errors: ' + errors[0] if errors else ''}")
     return res
 
@@ -176,4 +210,4 @@ async def run_system(system: System, calls_for: callable, plan: Plan, log=print)
     return out
 
 
-__all__ = ["Plan", "LevelResult", "run_level", "run_system", "run_calls", "memory_per_call", "passed"]
+__all__ = ["histogram_quantile", "Plan", "LevelResult", "run_level", "run_system", "run_calls", "memory_per_call", "passed"]

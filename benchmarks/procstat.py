@@ -49,6 +49,15 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / _TICK
 
 
+def thread_cpu_seconds(pid: int, tid: int | None = None) -> float | None:
+    """CPU time of one thread (default: the main thread, where our server's event loop runs)."""
+    try:
+        fields = Path(f"/proc/{pid}/task/{tid or pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def rss_bytes(pids: list[int]) -> int:
     total = 0
     for p in pids:
@@ -136,4 +145,4 @@ class Sampler:
         return self.usage
 
 
-__all__ = ["Sampler", "Usage", "tree", "cpu_seconds", "rss_bytes"]
+__all__ = ["Sampler", "Usage", "tree", "cpu_seconds", "rss_bytes", "thread_cpu_seconds"]

@@ -108,36 +108,56 @@ def markdown(results: dict) -> str:
     ]
     if results["systems"]:
         lines += [
-            "| system | calls | final p50 s | final p95 s | missing | first text p50 s | first text p95 s | "
-            "hint p50 s | CER | WER | loops | server CPU (cores) | CPU s / audio s | peak RSS MB | load |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| system | calls | final p50 s | final p95 s | p95 95% CI | missing | first text p50 s | "
+            "first text p95 s | partials / utt | hint p50 s | CER | WER | loops | server CPU (cores) | "
+            "CPU s / audio s | loop ms / audio s | loop lag p50 / p99 ms | peak RSS MB | load |",
+            "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
         ]
     for s in results["systems"]:
         if not s.get("levels"):
-            lines.append(f"| {s['label']} | – | {s.get('status', 'not run')} ||||||||||||")
+            lines.append(f"| {s['label']} | – | {s.get('status', 'not run')} ||||||||||||||||")
             continue
         for lv in s["levels"]:
             sm, us = lv["summary"], lv["usage"]
             err = sm.get("errors", {})
             lines.append(
                 f"| {s['label']} | {lv['calls']} | {_f(sm['final_s']['p50'])} | {_f(sm['final_s']['p95'])} | "
+                f"{_ci(sm['final_s'].get('p95_ci'))} | "
                 f"{sm['final_s']['missing']}/{sm['utterances']} | {_f(sm['first_partial_s']['p50'])} | "
-                f"{_f(sm['first_partial_s']['p95'])} | {_f(sm['hint_s']['p50'])} | "
+                f"{_f(sm['first_partial_s']['p95'])} | {_f(sm.get('partials_per_utterance'), 1)} | "
+                f"{_f(sm['hint_s']['p50'])} | "
                 f"{_f(err.get('cer', {}).get('value'), 3)} | {_f(err.get('wer', {}).get('value'), 3)} | "
-                f"{sm.get('loops', 0)} | {_f(us['cpu_cores'])} | {_f(us['cpu_s_per_audio_s'], 3)} | {_f(us['peak_rss_mb'], 0)} | "
+                f"{sm.get('loops', 0)} | {_f(us['cpu_cores'])} | {_f(us['cpu_s_per_audio_s'], 3)} | "
+                f"{_f(us.get('loop_cpu_ms_per_audio_s'), 1)} | {_f(us.get('loop_lag_p50_ms'), 1)} / "
+                f"{_f(us.get('loop_lag_p99_ms'), 1)} | {_f(us['peak_rss_mb'], 0)} | "
                 f"{lv['load_average'][0] if lv.get('load_average') else '–'} |"
             )
     if results["systems"]:
         lines += ["", "## Capacity and memory", "",
-                  "| system | capacity (calls) | idle RSS MB | memory per added call MB | server start s | status |",
-                  "|---|---:|---:|---:|---:|---|"]
+                  "| system | capacity (calls) | p95 s at capacity (95% CI) | CPU s / audio s at 1 call / at "
+                  "capacity | idle RSS MB | memory per added call MB | server start s | status |",
+                  "|---|---:|---|---|---:|---:|---:|---|"]
     for s in results["systems"]:
         first = s["levels"][0] if s.get("levels") else None
+        at = level_at(s, s.get("capacity", 0)) if s.get("capacity") else None
         lines.append(
             f"| {s['label']} | {_capacity(s)} | "
+            f"{_f(at['summary']['final_s']['p95']) + ' ' + _ci(at['summary']['final_s'].get('p95_ci')) if at else '–'} | "
+            f"{_f(first['usage']['cpu_s_per_audio_s'], 3) if first else '–'} / "
+            f"{_f(at['usage']['cpu_s_per_audio_s'], 3) if at else '–'} | "
             f"{_f(first['usage']['idle_rss_mb'], 0) if first else '–'} | {_f(s.get('memory_per_call_mb'), 1)} | "
             f"{_f(s.get('start_s'), 1)} | {s.get('status', '')} |"
         )
+    lines += _accuracy_tables(results)
+    if results.get("loop_cost"):
+        from .loop_cost import markdown as loop_md
+
+        lines += ["", "## Event loop", "", loop_md(results["loop_cost"]),
+                  "Per level above: `loop ms / audio s` is the CPU of the server's event-loop thread "
+                  "(/proc/PID/task/PID/stat, 10 ms ticks) over the level's audio seconds, all calls together "
+                  "(divide by the calls for one call's share, websocket and protocol handling included); "
+                  "`loop lag` is how late the server's 0.2 s timer probe fired (voicetriage_event_loop_lag_seconds, "
+                  "interpolated inside its buckets)."]
     rs = results.get("ratios") or []
     if rs:
         lines += ["", "## Ours against each peer (same calls, same Whisper base weights, one call at a time "
@@ -200,6 +220,49 @@ def markdown(results: dict) -> str:
     if results.get("plots"):
         lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in results["plots"]]
     return "\n".join(lines) + "\n"
+
+
+def _ci(ci) -> str:
+    return f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "–"
+
+
+def _langs(results: dict) -> list[str]:
+    order = ["yue", "wuu", "cmn", "en"]
+    seen = {lang for s in results["systems"] for lv in s.get("levels", [])
+            for lang in lv["summary"].get("errors_by_language", {})}
+    return [x for x in order if x in seen] + sorted(seen - set(order))
+
+
+def _accuracy_tables(results: dict) -> list[str]:
+    """Per system: CER/WER per language at each level beside ours offline on the same calls."""
+    langs = _langs(results)
+    if not langs:
+        return []
+    out = ["", "## Accuracy per language: real time against offline", "",
+           "CER for Chinese (yue, wuu, cmn; Traditional folded to Simplified), WER for English, over each "
+           "level's utterances. `offline`: the same calls of the largest level through the same pipeline in "
+           "process, as fast as possible, one at a time (benchmarks/offline.py); the gap to it is what real "
+           "time costs.", "",
+           "| system | calls | " + " | ".join(langs) + " | all CER | all WER | final p95 s |",
+           "|---|---:|" + "---:|" * (len(langs) + 3)]
+    for s in results["systems"]:
+        if not s.get("levels"):
+            continue
+        for lv in s["levels"]:
+            sm = lv["summary"]
+            by, err = sm.get("errors_by_language", {}), sm.get("errors", {})
+            out.append(f"| {s['label']} | {lv['calls']} | "
+                       + " | ".join(_f(by.get(x, {}).get("value"), 3) for x in langs)
+                       + f" | {_f(err.get('cer', {}).get('value'), 3)} | {_f(err.get('wer', {}).get('value'), 3)} | "
+                       f"{_f(sm['final_s']['p95'])} |")
+        off = s.get("offline")
+        if off:
+            by, err = off["errors_by_language"], off["errors"]
+            out.append(f"| {s['label']} **offline** | {off['calls']} | "
+                       + " | ".join(_f(by.get(x, {}).get("value"), 3) for x in langs)
+                       + f" | {_f(err.get('cer', {}).get('value'), 3)} | {_f(err.get('wer', {}).get('value'), 3)} | "
+                       f"– |")
+    return out
 
 
 def plots(results: dict, out_dir: Path, stem: str) -> list[str]:
@@ -298,20 +361,31 @@ def readme_section(results: dict, md_rel: str) -> str:
              f"Latest run ({results['run_id']}, {m['cpu_model']}, {m['cores']} cores, load average "
              f"{m['load_average_at_start']} at start; full table in [{md_rel}]({md_rel})):",
              "",
-             "| system | capacity (calls) | end of speech → final p50 / p95 s (1 call) | first text p50 s | "
-             "human-request hint p50 s | peak RSS MB (1 call) |",
-             "|---|---:|---|---:|---:|---:|"]
+             "| system | capacity (calls) | final p50 / p95 s (1 call) | final p95 s at capacity | "
+             "first text p50 s | CER / WER real time (1 call) | CER / WER offline | CPU s per audio s "
+             "(1 call) | loop ms per call-second | peak RSS MB (1 call) | MB per added call |",
+             "|---|---:|---|---:|---:|---|---|---:|---:|---:|---:|"]
     for s in results["systems"]:
         lv = level_at(s, 1)
         if not lv:
-            lines.append(f"| {s['label']} | – | {s.get('status', 'not run')} | | | |")
+            lines.append(f"| {s['label']} | – | {s.get('status', 'not run')} | | | | | | | | |")
             continue
-        sm = lv["summary"]
+        sm, us = lv["summary"], lv["usage"]
+        at = level_at(s, s.get("capacity", 0)) if s.get("capacity") else None
+        err, off = sm.get("errors", {}), (s.get("offline") or {}).get("errors", {})
+        loops = [x["usage"].get("loop_cpu_ms_per_audio_s") for x in s["levels"]]
+        loop = max((v for v in loops if v is not None), default=None)
         lines.append(
             f"| {s['label']} | {_capacity(s)} | {_finals(sm)} | "
-            f"{_f(sm['first_partial_s']['p50'])} | {_f(sm['hint_s']['p50'])} | {_f(lv['usage']['peak_rss_mb'], 0)} |"
+            f"{_f(at['summary']['final_s']['p95']) if at else '–'} | {_f(sm['first_partial_s']['p50'])} | "
+            f"{_f(err.get('cer', {}).get('value'), 3)} / {_f(err.get('wer', {}).get('value'), 3)} | "
+            f"{_f(off.get('cer', {}).get('value'), 3)} / {_f(off.get('wer', {}).get('value'), 3)} | "
+            f"{_f(us['cpu_s_per_audio_s'], 3)} | {_f(loop, 1)} | {_f(us['peak_rss_mb'], 0)} | "
+            f"{_f(s.get('memory_per_call_mb'), 1)} |"
         )
     lines += ["",
+              "`loop ms per call-second`: the server event-loop thread's CPU per second of audio at the "
+              "busiest level (all calls' audio counted). "
               "Capacity: most concurrent real-time calls with p95 end-of-speech-to-final under "
               f"{results['plan']['p95_limit_s']} s (`+`: the highest level tried still passed). First text is "
               "timed from the speech onset; the hint from the end of the spoken request (negative: the hint "

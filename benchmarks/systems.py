@@ -143,6 +143,10 @@ class System:
         """Server-side counters, if the system exposes any (ours: GET /health)."""
         return {}
 
+    async def loop_lag(self) -> list[tuple[float, float]] | None:
+        """The server's event-loop lag histogram so far, (upper bound s, cumulative count), if exposed."""
+        return None
+
     async def run_call(self, call: Call, *, chunk_samples: int, drain_s: float, timeout: float) -> CallTrace:
         raise NotImplementedError
 
@@ -180,6 +184,12 @@ class VoiceTriage(System):
         self.config_path.write_text("\n".join(lines) + "\n")
         return self.config_path
 
+    def env(self) -> dict[str, str]:
+        # BENCH_SERVER_PYTHONPATH: serve another checkout's voicetriage (an older commit
+        # in a `git worktree`) with this harness, to compare versions with one command
+        other = os.environ.get("BENCH_SERVER_PYTHONPATH")
+        return {"PYTHONPATH": other} if other else {}
+
     def command(self) -> list[str]:
         return [sys.executable, "-m", "voicetriage.cli", "serve", "--config", str(self.config_path),
                 "--host", "127.0.0.1", "--port", str(self.port), "--insecure-no-auth"]  # loopback only
@@ -205,6 +215,28 @@ class VoiceTriage(System):
             if time.monotonic() > deadline:
                 raise SystemError_(f"voicetriage did not answer a health message: {self.server.log_tail()}")
             await asyncio.sleep(0.3)
+
+    async def _get(self, path: str) -> bytes | None:
+        try:
+            r, w = await asyncio.open_connection("127.0.0.1", self.port)
+            w.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+            await w.drain()
+            raw = await asyncio.wait_for(r.read(), 10)
+            w.close()
+            return raw.split(b"\r\n\r\n", 1)[1]
+        except (OSError, IndexError, asyncio.TimeoutError):
+            return None
+
+    async def loop_lag(self) -> list[tuple[float, float]] | None:
+        body = await self._get("/metrics")
+        if body is None:
+            return None
+        out = []
+        for line in body.decode("utf-8", "replace").splitlines():
+            if line.startswith("voicetriage_event_loop_lag_seconds_bucket{"):
+                le = line.split('le="', 1)[1].split('"', 1)[0]
+                out.append((float("inf") if le == "+Inf" else float(le), float(line.rsplit(" ", 1)[1])))
+        return sorted(out) or None
 
     async def stats(self) -> dict:
         try:

@@ -124,6 +124,22 @@ def test_split_ends_the_utterance_and_the_next_one_starts_at_the_split():
     assert rest.start == half / 16000 and rest.reason == "stop"
 
 
+def test_split_in_trailing_silence_ends_at_the_speech_like_a_silence_end():
+    """An AudioHook update 0.4 s after speech stopped (end_silence_ms is 0.5 s): the
+    utterance ends at its speech plus the 0.2 s tail, as the silence end would have."""
+    speech, quiet = windows(1.0), windows(0.4)
+    seg = Segmenter(StreamConfig(), ScriptedVad([0.9] * speech + [0.0] * quiet))
+    seg.feed(np.zeros((speech + quiet) * WINDOW, dtype=np.float32))
+    [ended] = seg.flush("split")
+    tail = round(0.2 / W)
+    assert ended.end == (speech + tail) * WINDOW / 16000 < (speech + quiet) * W
+    assert len(ended.audio) == round((ended.end - ended.start) * 16000)
+    # the same speech ended by silence ends at the same point
+    _, events = run([0.9] * speech + [0.0] * windows(1.0), flush=False)
+    [by_silence] = [e for e in events if isinstance(e, SpeechEnded)]
+    assert by_silence.end == ended.end and by_silence.start == ended.start
+
+
 def test_held_gap_neither_ends_nor_starts_an_utterance():
     cfg = StreamConfig()
     speech, gap = windows(1.0), windows(0.8)  # the gap is longer than end_silence_ms (500)

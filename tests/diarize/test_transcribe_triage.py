@@ -58,8 +58,11 @@ def _policy_b(tmp_path):
     text = files("voicetriage.triage.policies").joinpath("default.toml").read_text(encoding="utf-8")
     assert 'queue = "human_now"\npriority = 90' in text
     b = tmp_path / "b.toml"
-    # B sends explicit requests and distress to other queues than the default policy does
-    b.write_text(text.replace('queue = "human_now"\npriority = 90', 'queue = "callback"\npriority = 90', 1)
+    # B sends every "a person now" rule (explicit request, low comprehension, profile) and
+    # distress to other queues than the default policy does: which of them fires on the
+    # replayed call depends on the recogniser (since 5dc9f7a, asking to repeat alone is
+    # no longer distress), what the replay must show is that the policies differ
+    b.write_text(text.replace('queue = "human_now"', 'queue = "callback"')
                  .replace('queue = "priority_human"', 'queue = "urgent_callback"', 1)
                  .replace('name = "default"', 'name = "b"', 1), encoding="utf-8")
     load_policy(b)
@@ -117,4 +120,4 @@ def test_triage_replay_split_channels(short_call, base_engine, tmp_path):
     factories = [("default", TriageFactory(load_policy(None), emit_signals=False))]
     r = asyncio.run(replay_file(stereo, base_engine, factories, ReplayOptions(channels="split", caller_channel=0)))
     assert r.caller_source == "channel 0" and r.caller_speech_s is None
-    assert {"human_now", "priority_human"} & {h["queue"] for h in r.runs[0].hints}
+    assert {"human_now", "priority_human"} & {h["queue"] for h in r.runs[0].hints}, [(f["track"] if "track" in f else "", f["text"]) for f in r.finals]

@@ -44,6 +44,7 @@ class HubRecorder:
 
     def __init__(self, srv) -> None:
         self.events: list[object] = []
+        self.at: list[float] = []  # the wall-clock time each event was published
         self._cond = threading.Condition()
 
         async def subscribe() -> None:
@@ -54,12 +55,18 @@ class HubRecorder:
     def _on_event(self, event: object) -> None:
         with self._cond:
             self.events.append(event)
+            self.at.append(time.time())
             self._cond.notify_all()
 
     def of(self, call_id: str, kind: str | None = None) -> list:
         with self._cond:
             return [e for e in self.events if getattr(e, "call_id", None) == call_id
                     and (kind is None or e.kind == kind)]
+
+    def stamped(self, call_id: str) -> list[tuple[float, object]]:
+        """The call's events with the wall-clock time each was published."""
+        with self._cond:
+            return [(t, e) for t, e in zip(self.at, self.events) if getattr(e, "call_id", None) == call_id]
 
     async def summary(self, call_id: str, timeout: float = 60.0):
         """Wait (without blocking the test's loop) for the call's summary."""

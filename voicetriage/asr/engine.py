@@ -14,6 +14,7 @@ import math
 import os
 import re
 import zlib
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +44,9 @@ def load_whisper(config: AsrConfig):
     """
     from faster_whisper import WhisperModel
 
+    from voicetriage.asr.device import resolve_device
+
+    config = resolve_device(config)  # a clear ConfigError for cuda without CUDA, GPU types on the CPU
     resolved = resolve_model(config.model, cache_dir=config.model_cache_dir)
     threads = config.cpu_threads or (os.cpu_count() or 1)
     try:
@@ -192,15 +196,26 @@ class AsrEngine:
     def __init__(self, model, resolved: ResolvedModel, config: AsrConfig) -> None:
         from faster_whisper.tokenizer import Tokenizer
 
+        from voicetriage.asr.device import default_max_batch
+
         self.model = model
         self.resolved = resolved
+        if config.max_batch == 0:  # sized for the device (asr.device.resolve_device)
+            config = dataclasses.replace(config, max_batch=default_max_batch(config.device))
         self.config = config
         self._tokenizer_cls = Tokenizer
         self._tokenizers: dict[str | None, object] = {}
         self.multilingual = bool(model.model.is_multilingual)
+        from voicetriage.asr.dialect import load_for
+
+        # the dialect classifier, loaded once with the model (refused for another model)
+        self.dialect = load_for(config.dialect_classifier, resolved.id, resolved.path) if self.multilingual else None
 
     @classmethod
     def load(cls, config: AsrConfig) -> "AsrEngine":
+        from voicetriage.asr.device import resolve_device
+
+        config = resolve_device(config)
         model, resolved = load_whisper(config)
         return cls(model, resolved, config)
 
@@ -379,6 +394,7 @@ class AsrEngine:
                               tried[i][-1].temperature, chosen.compression_ratio)
 
         probes = self._dialect_probe(encoded, requests, langs, max_len)
+        dialects = self._dialect_scores(encoded, requests, langs)
 
         results = []
         for i, (r, d) in enumerate(zip(requests, best)):
@@ -399,9 +415,29 @@ class AsrEngine:
                     language_source=source,
                     temperature=d.temperature,
                     dialect_probe=probes.get(i),
+                    dialect_scores=dialects.get(i, ()),
                 )
             )
         return results
+
+    def _dialect_scores(self, encoded, requests, langs) -> dict[int, tuple[tuple[str, float], ...]]:
+        """The dialect classifier's log-probabilities on each zh final (pooled encoder output)."""
+        if self.dialect is None:
+            return {}
+        rows = [i for i, r in enumerate(requests) if r.final and langs[i] == "zh"]
+        if not rows:
+            return {}
+        from voicetriage.asr.dialect import encoder_rows, pool
+
+        enc = encoder_rows(encoded)
+        if enc is None:
+            return {}
+        out = {}
+        for i in rows:
+            f = pool(enc[i], len(requests[i].audio))
+            if f is not None:
+                out[i] = tuple(self.dialect.log_probs(f).items())
+        return out
 
     def _dialect_probe(self, encoded, requests, langs, max_len) -> dict[int, float]:
         """avg log-prob under the Cantonese prompt minus under the Mandarin prompt

@@ -119,6 +119,12 @@ class InferenceWorker:
                 self._shed,
             )
 
+    def load(self) -> float:
+        """Requests waiting (finals and partials) per inference thread: 0 when idle.
+        Sessions stretch their partial interval with it (``[stream] partial_backoff``)."""
+        with self._cond:
+            return (self._queued_finals() + len(self._partials)) / self.n_threads
+
     def _queued_finals(self) -> int:
         return sum(len(q) for q in self._finals.values())  # under self._cond
 

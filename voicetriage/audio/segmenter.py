@@ -93,9 +93,12 @@ class Segmenter:
     def active_speech_s(self) -> float:
         return self._voiced * WINDOW / RATE
 
-    def feed(self, samples: np.ndarray, *, hold: bool = False) -> list[SegmentEvent]:
+    def feed(self, samples: np.ndarray, *, hold: bool = False, probs: np.ndarray | None = None) -> list[SegmentEvent]:
         """New audio; ``hold``: it is a hole in the stream (audio the platform
-        discarded), so it neither ends nor starts an utterance."""
+        discarded), so it neither ends nor starts an utterance. ``probs``: the
+        VAD's output for exactly these samples, computed elsewhere (a DSP
+        thread, :mod:`voicetriage.pipeline.dsp`) by the same VAD function
+        (default: the segmenter calls it here)."""
         samples = np.asarray(samples, dtype=np.float32)
         need = self._len + len(samples)
         if need > len(self._buf):  # amortised growth: no copy of the utterance per frame
@@ -105,20 +108,27 @@ class Segmenter:
         self._buf[self._len : need] = samples
         self._len = need
         events: list[SegmentEvent] = []
-        for p in self._vad(samples):
+        for p in self._vad(samples) if probs is None else probs:
             events.extend(self._step(float(p), hold))
         self._trim()
         return events
 
     def flush(self, reason: str = "stop") -> list[SegmentEvent]:
         """Close the utterance in progress here, if there is one: at the end of
-        the call ("stop"), or where the platform split it ("split")."""
+        the call ("stop"), or where the platform split it ("split").
+
+        A split in the utterance's trailing silence (speech had ended, ``end_silence_ms``
+        had not yet passed) ends it where a silence end would have: the last speech and
+        the same 0.2 s tail, not the split point, so its duration is the speech's."""
         end = self.samples
         if reason != "stop":  # the next utterance's pre-roll must not reach back over the split
             self._floor = end
             self._speech_run = 0
         if self.active is None:
             return []
+        tail = max(1, round(0.2 * RATE / WINDOW))
+        if reason != "stop" and self._silence_run > tail:
+            end = min(end, (self._windows - self._silence_run + tail) * WINDOW)
         return [self._end(end, reason)]
 
     def jump(self, samples: int, reset: Callable[[], None] | None = None) -> list[SegmentEvent]:

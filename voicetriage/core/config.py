@@ -84,6 +84,10 @@ class AsrConfig:
     # for the first dialect_probe_finals zh finals of each track (2 extra greedy decodes each)
     dialect_probe: bool = True
     dialect_probe_finals: int = opt(3, min=0)
+    # Mandarin/Cantonese/Wu classifier on the final's pooled encoder output
+    # (voicetriage/asr/dialect.py): "auto" the one shipped for the model (none if
+    # none ships), "" off, or a path to a .npz trained for this model (refused otherwise)
+    dialect_classifier: str = "auto"
 
     def __post_init__(self) -> None:
         where = "asr"
@@ -101,7 +105,9 @@ class AsrConfig:
             raise ConfigError(f"{where}.dialect_probe_finals and no_repeat_ngram_size must be >= 0")
     min_window_s: float = opt(10.0, gt=0, max=30)
     window_step_s: float = opt(5.0, gt=0, max=30)
-    max_batch: int = opt(4, min=1, max=64)
+    # utterances of different calls decoded in one batch (same padded window); 0: sized
+    # for the device, 4 on the CPU, 16 on CUDA (voicetriage/asr/device.py)
+    max_batch: int = opt(0, min=0, max=256)
     model_cache_dir: str | None = None  # where joined split weights go
 
 
@@ -129,6 +135,14 @@ class StreamConfig:
     # a word is not split; a longer one ends the utterance in progress and the call
     # clock jumps over it without decoding (or allocating) anything for it
     gap_fill_max_s: float = opt(1.0, min=0, max=60)
+    # partials adapt to load: the interval is partial_interval_s x (1 + partial_backoff x
+    # the requests waiting per inference thread), at most partial_interval_max_s, so a busy
+    # recogniser gets fewer partials and finals wait less behind them (0: a fixed interval)
+    partial_backoff: float = opt(1.0, min=0)
+    partial_interval_max_s: float = opt(4.0, min=0.1)
+    # threads running every call's VAD and prosody off the event loop (ONNX Runtime and
+    # numpy release the GIL); 0: on the loop, as before (benchmarks/loop_cost.py)
+    dsp_threads: int = opt(1, min=0, max=64)
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,8 @@ class AsrResult:
     # Cantonese-vs-Mandarin probe: avg log-prob decoded under a Cantonese prompt minus
     # under a Mandarin prompt (None: not run for this utterance)
     dialect_probe: float | None = None
+    # the dialect classifier's log-probabilities (voicetriage/asr/dialect.py), zh finals only
+    dialect_scores: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,9 @@ class Partial:
     # how much the recogniser believes this hypothesis (None: the producer did not say)
     avg_logprob: float | None = None
     compression_ratio: float = 0.0
+    # > 0: asked for on a pause of this many seconds after the speech it covers (the
+    # utterance may be over: its text is what the final will most likely say)
+    pause_s: float = 0.0
 
     @property
     def text(self) -> str:
@@ -124,6 +129,8 @@ class Final:
     compression_ratio: float = 0.0
     temperature: float = 0.0
     dialect_probe: float | None = None
+    # the dialect classifier's log-probabilities (voicetriage/asr/dialect.py), zh finals only
+    dialect_scores: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)

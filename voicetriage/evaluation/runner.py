@@ -97,7 +97,8 @@ async def run_clip(
                 {k: getattr(ev, k) for k in ("utterance", "start", "end", "text", "language",
                                               "language_probability", "avg_logprob", "no_speech_prob",
                                               "speech_s", "reason", "language_candidates", "language_source",
-                                              "compression_ratio", "temperature", "dialect_probe")}
+                                              "compression_ratio", "temperature", "dialect_probe",
+                                              "dialect_scores")}
             )
         elif isinstance(ev, Partial) and run.first_partial is None:
             run.first_partial = ev.end

@@ -13,6 +13,7 @@ from voicetriage.audio.vad import VadModel
 from voicetriage.core.config import Config
 from voicetriage.core.errors import ConfigError, ProtocolError
 from voicetriage.core.events import CallInfo
+from voicetriage.pipeline.dsp import DspPool
 from voicetriage.pipeline.session import CallObserver, CallSession, Emit
 
 log = logging.getLogger(__name__)
@@ -25,12 +26,14 @@ class Engine:
         self.config = config
         self.asr = asr
         self.vad = vad
-        threads = inference_workers(config.asr)
+        threads = inference_workers(asr.config)  # the loaded model's (device resolved)
         # the same backlog at which /health says "degraded": a partial then waits
         # behind finals and would show stale text anyway
-        self.worker = InferenceWorker(asr, max_batch=config.asr.max_batch, threads=threads,
+        self.worker = InferenceWorker(asr, max_batch=asr.config.max_batch, threads=threads,
                                       shed_backlog=2 * threads)
         self.worker.start()
+        # VAD and prosody of every call, off the event loop (0 threads: inline)
+        self.dsp = DspPool(config.stream.dsp_threads)
         self._forced_language = normalise_language(config.asr.language, asr.multilingual)
         try:
             allowed = tuple(dict.fromkeys(normalise_language(x, asr.multilingual) for x in config.asr.languages))
@@ -89,7 +92,9 @@ class Engine:
             track_languages=per_track,
             language_source=source,
             asr_config=self.asr_config,
+            dsp=self.dsp,
         )
 
     def close(self) -> None:
         self.worker.stop()
+        self.dsp.close()

@@ -5,7 +5,10 @@ VAD and segmenter, local agreement for partials, and requests to the shared
 :class:`~voicetriage.asr.worker.InferenceWorker`. Everything it produces goes to
 the ``emit`` callable of whoever owns the call (a protocol adapter), in order.
 The ``push_*`` methods are synchronous and cheap and must be called from the
-event loop; inference happens on the worker thread.
+event loop; inference happens on the worker thread. With a
+:class:`~voicetriage.pipeline.dsp.DspPool` the VAD and the observers'
+``prepare_audio`` (prosody) run on a DSP thread too: audio, boundaries and
+digits then queue per call and are applied on the loop in arrival order.
 """
 
 from __future__ import annotations
@@ -14,17 +17,16 @@ import asyncio
 import logging
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, Protocol, Sequence
+from collections import deque
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from voicetriage.asr.agreement import LocalAgreement
 from voicetriage.asr.engine import AsrRequest, _round_prob
 from voicetriage.asr.worker import InferenceWorker
 from voicetriage.audio.codecs import TARGET_RATE, AudioSpec, StreamDecoder
 from voicetriage.audio.segmenter import Segmenter, SpeechEnded
-from voicetriage.audio.vad import WINDOW_S, VadModel, VadStream
+from voicetriage.audio.vad import WINDOW_S, VadModel
 from voicetriage.core.config import AsrConfig, StreamConfig
 from voicetriage.core.errors import AudioFormatError
 from voicetriage.core.events import (
@@ -36,55 +38,13 @@ from voicetriage.core.events import (
     Final,
     Partial,
 )
+from voicetriage.pipeline.dsp import DspPool
+from voicetriage.pipeline.track import CallObserver, ObserverFactory, language_probability
+from voicetriage.pipeline.track import Track as _Track
 
 log = logging.getLogger(__name__)
 
 Emit = Callable[[object], None]
-
-
-class CallObserver(Protocol):
-    """Per-call extension point (triage). Methods run on the event loop and
-    return further events (hints, signals) to emit after the one that caused them."""
-
-    def on_audio(self, track: str, samples: np.ndarray, t0: float) -> list[object]: ...
-
-    def on_event(self, event: object) -> list[object]: ...
-
-    def on_close(self, summary: CallSummary) -> list[object]: ...
-
-
-ObserverFactory = Callable[[CallInfo], "CallObserver | None"]
-
-
-
-@dataclass
-class _Track:
-    name: str
-    segmenter: Segmenter
-    decoder: StreamDecoder | None
-    vad: VadStream | None = None  # the segmenter's VAD (reset when the clock jumps a gap)
-    agreement: LocalAgreement = field(default_factory=LocalAgreement)
-    partial_at: float = 0.0  # utterance audio length at the last partial request
-    partial_busy: bool = False
-    # provisional language of the utterance in progress (from its first confident
-    # partial): partials are decoded in it, finals never inherit it
-    language: str | None = None
-    shown: bool = False  # a partial of the utterance in progress went out
-    last_final: asyncio.Future | None = None
-    # the call-level language prior: detector probability summed per language over
-    # this track's earlier detected finals
-    evidence: dict[str, float] = field(default_factory=dict)
-    previous: tuple[str, str] | None = None  # (text, language) of the last final
-    probes: int = 0  # finals that carried a dialect probe
-    pause_partial: bool = False  # the current pause already asked for a partial
-
-
-def _language_probability(result) -> float:
-    """1.0 only where the client, the config or an English-only model set the
-    language; a detection keeps its own (rounded, never up to 1.0) probability."""
-    if getattr(result, "language_source", "detected") in ("client", "config", "model"):
-        return round(result.language_probability, 4)
-    return _round_prob(result.language_probability)
 
 
 class CallSession:
@@ -105,13 +65,15 @@ class CallSession:
         track_languages: Mapping[str, str | None] | None = None,
         language_source: str = "client",
         asr_config: AsrConfig | None = None,
+        dsp: DspPool | None = None,
     ) -> None:
         """``language`` (a Whisper code) is decoded on every track, reported with
         probability 1.0 and ``language_source`` ("client": the call's hint,
         "config": [asr] language). ``track_languages`` overrides it per track
         (a code, or None: detect on that track), as source "client".
         ``asr_config`` supplies the allowed languages, the prior and the
-        dialect-probe options (default: :class:`AsrConfig` defaults)."""
+        dialect-probe options (default: :class:`AsrConfig` defaults). ``dsp``:
+        run the VAD and ``prepare_audio`` hooks there (None: inline)."""
         if spec.channels == 2 and len(tracks) != 2:
             raise AudioFormatError("stereo audio needs two track labels (e.g. caller, agent)")
         if len(set(tracks)) != len(tracks) or not tracks:
@@ -132,13 +94,16 @@ class CallSession:
         self._stereo = StreamDecoder(spec) if spec.channels == 2 else None
         mono = AudioSpec(spec.encoding, spec.sample_rate, 1)
         self._tracks = {}
-        for t in tracks:
-            stream = vad.stream(
-                reset_after=round(config.vad_reset_silence_ms / 1000 / WINDOW_S),
-                reset_below=config.vad_neg_threshold,
-            )
-            self._tracks[t] = _Track(t, Segmenter(config, stream.feed),
-                                     None if self._stereo else StreamDecoder(mono), stream)
+        for name in tracks:
+            stream = vad.stream(reset_after=round(config.vad_reset_silence_ms / 1000 / WINDOW_S),
+                                reset_below=config.vad_neg_threshold)
+            self._tracks[name] = _Track(name, Segmenter(config, stream.feed),
+                                        None if self._stereo else StreamDecoder(mono), vad=stream.feed,
+                                        vad_reset=stream.reset)
+        self._dsp = dsp if dsp is not None and dsp.enabled else None
+        self._inbox: deque = deque()  # ops waiting for the DSP thread, in arrival order
+        self._drainer: asyncio.Task | None = None
+        self._preparers = [o.prepare_audio for o in self._observers if callable(getattr(o, "prepare_audio", None))]
         self._received = {t: 0.0 for t in tracks}  # call clock: audio plus gaps
         self._processed = {t: 0.0 for t in tracks}  # audio plus the gaps filled with silence
         self.gaps = 0  # gaps pushed (per call, all tracks of one push counted once)
@@ -226,12 +191,12 @@ class CallSession:
             for i, name in enumerate(names):
                 t = self._tracks[name]
                 for samples in ([tails[i]] if tails is not None else t.decoder.restart()):  # type: ignore[union-attr]
-                    self._segment(t, samples)
+                    self._feed(t, samples)
                 self._received[name] += seconds
+                # through the call's queue: after the audio before it, before the audio after
                 target = int(round(self._received[name] * TARGET_RATE))
-                for ev in t.segmenter.jump(target - t.segmenter.samples, t.vad.reset if t.vad else None):
-                    self._handle_segment(t, ev)
-                t.pause_partial = False
+                self._queue(("jump", t, max(0, target - t.queued)))
+                t.queued = max(t.queued, target)
             return True
         if self._stereo is not None:
             for name, samples in zip(names, self._stereo.silence(seconds)):
@@ -251,9 +216,7 @@ class CallSession:
         The platform marked a boundary (an AudioHook ``update`` or ``paused``)."""
         if self._closed:
             return
-        for t in ([self._track(track)] if track is not None else list(self._tracks.values())):
-            for ev in t.segmenter.flush(reason):
-                self._handle_segment(t, ev)
+        self._queue(("split", [self._track(track)] if track is not None else list(self._tracks.values()), reason))
 
     def push_dtmf(self, digit: str, track: str | None = None, time: float | None = None) -> None:
         """A keypad digit; ``time`` defaults to the track's current audio time."""
@@ -262,7 +225,7 @@ class CallSession:
         if not isinstance(digit, str) or len(digit) != 1 or digit.upper() not in DTMF_DIGITS:
             raise AudioFormatError(f"not a DTMF digit: {digit!r}", code="bad_dtmf")
         name = self._track(track).name
-        self._emit(Dtmf(self.info.call_id, name, digit.upper(), self.time(name) if time is None else time))
+        self._queue(("event", Dtmf(self.info.call_id, name, digit.upper(), self.time(name) if time is None else time)))
 
     async def close(self, reason: str = "stop") -> CallSummary:
         """End the call: finish speech in progress, wait for every final, emit
@@ -272,11 +235,10 @@ class CallSession:
         if not self._closed:
             self._closed = True
             self._finals_changed.set()  # a reader held for this call's finals goes on
+            if self._drainer is not None:  # what was queued before the close is applied first
+                await asyncio.gather(self._drainer, return_exceptions=True)
             for t in self._tracks.values():
-                tail = (
-                    t.decoder.flush() if t.decoder is not None else []
-                )
-                for samples in tail:
+                for samples in t.decoder.flush() if t.decoder is not None else []:
                     self._segment(t, samples)
                 for ev in t.segmenter.flush():
                     self._handle_segment(t, ev)
@@ -338,10 +300,86 @@ class CallSession:
     def _feed(self, t: _Track, samples: np.ndarray, hold: bool = False) -> None:
         if len(samples) == 0:
             return
-        t0 = t.segmenter.samples / TARGET_RATE
-        self._notify("on_audio", t.name, samples, t0)
-        self._segment(t, samples, hold)
-        self._maybe_partial(t)
+        t0 = t.queued / TARGET_RATE
+        t.queued += len(samples)
+        self._queue(("audio", t, samples, hold, t0))
+
+    # -- the per-call queue (DSP thread) -----------------------------------------------
+    @property
+    def queued(self) -> int:
+        """Audio chunks, splits and digits waiting for the DSP thread."""
+        return len(self._inbox)
+
+    async def settled(self) -> None:
+        """Until everything pushed so far has been applied (at once without a DSP pool)."""
+        while self._drainer is not None:
+            await asyncio.gather(self._drainer, return_exceptions=True)
+
+    def _queue(self, op: tuple) -> None:
+        """Apply ``op`` now, or (with a DSP pool) after everything queued before it."""
+        if self._dsp is None:
+            self._apply(op, None)
+            return
+        self._inbox.append(op)
+        if self._drainer is None:
+            self._drainer = asyncio.ensure_future(self._drain())
+            self._pending.add(self._drainer)
+            self._drainer.add_done_callback(self._pending.discard)
+
+    async def _drain(self) -> None:
+        try:
+            while self._inbox:
+                ops = []
+                while self._inbox:  # up to a jump: it resets the VAD, so audio after it waits
+                    ops.append(self._inbox.popleft())
+                    if ops[-1][0] == "jump":
+                        break
+                audio = [op for op in ops if op[0] == "audio"]
+                try:
+                    probs = await self._dsp.run(self._prepare, audio) if audio else []  # type: ignore[union-attr]
+                except Exception:  # noqa: BLE001 - the segmenter then runs the VAD itself
+                    log.exception("call %s: DSP job failed", self.info.call_id)
+                    probs = [None] * len(audio)
+                it = iter(probs)
+                for op in ops:
+                    try:
+                        self._apply(op, next(it) if op[0] == "audio" else None)
+                    except Exception:  # noqa: BLE001 - one bad chunk must not stop the call's queue
+                        log.exception("call %s: applying %s failed", self.info.call_id, op[0])
+        finally:
+            self._drainer = None
+
+    def _prepare(self, ops: list[tuple]) -> list[np.ndarray]:
+        """On a DSP thread: the observers' numeric work, then the VAD, per chunk in order."""
+        out = []
+        for _, t, samples, _hold, t0 in ops:
+            for prepare in self._preparers:
+                try:
+                    prepare(t.name, samples, t0)
+                except Exception:  # noqa: BLE001 - its on_audio on the loop still sees the audio
+                    log.exception("call %s: observer prepare_audio failed", self.info.call_id)
+            out.append(t.vad(samples))  # type: ignore[misc]
+        return out
+
+    def _apply(self, op: tuple, probs: np.ndarray | None) -> None:
+        """On the loop: one queued op, as push_audio / end_utterance / push_dtmf did inline."""
+        if op[0] == "audio":
+            _, t, samples, hold, t0 = op
+            self._notify("on_audio", t.name, samples, t0)
+            for ev in t.segmenter.feed(samples, hold=hold, probs=probs):
+                self._handle_segment(t, ev)
+            self._maybe_partial(t)
+        elif op[0] == "jump":
+            _, t, n = op
+            for ev in t.segmenter.jump(n, t.vad_reset):
+                self._handle_segment(t, ev)
+            t.pause_partial = False
+        elif op[0] == "split":
+            for t in op[1]:
+                for ev in t.segmenter.flush(op[2]):
+                    self._handle_segment(t, ev)
+        else:
+            self._emit(op[1])
 
     def _segment(self, t: _Track, samples: np.ndarray, hold: bool = False) -> None:
         for ev in t.segmenter.feed(samples, hold=hold):
@@ -406,7 +444,7 @@ class CallSession:
         )
         if paused:
             t.pause_partial = True
-        elif length - t.partial_at < self.config.partial_interval_s and t.partial_at > 0:
+        elif t.partial_at > 0 and length - t.partial_at < self.partial_interval():
             return
         t.partial_at = length
         t.partial_busy = True
@@ -414,11 +452,21 @@ class CallSession:
         fut = self._worker.submit(
             self.info.call_id, t.name, self._request(t, audio.copy(), final=False), final=False
         )
-        task = asyncio.ensure_future(self._on_partial(t, utt, start, length, fut))
+        task = asyncio.ensure_future(self._on_partial(t, utt, start, length, fut, pause if paused else 0.0))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _on_partial(self, t: _Track, utt: int, start: float, length: float, fut) -> None:
+    def partial_interval(self) -> float:
+        """Seconds of new audio between partials now: longer while the recogniser is busy."""
+        c = self.config
+        if c.partial_backoff <= 0:
+            return c.partial_interval_s
+        load = getattr(self._worker, "load", None)
+        busy = load() if callable(load) else 0.0
+        return min(max(c.partial_interval_s, c.partial_interval_max_s),
+                   c.partial_interval_s * (1.0 + c.partial_backoff * busy))
+
+    async def _on_partial(self, t: _Track, utt: int, start: float, length: float, fut, pause: float = 0.0) -> None:
         try:
             result = await fut
         except Exception:  # noqa: BLE001
@@ -437,8 +485,9 @@ class CallSession:
             self._emit(
                 Partial(
                     self.info.call_id, t.name, utt, round(start, 3), round(start + length, 3),
-                    stable, unstable, result.language, _language_probability(result),
+                    stable, unstable, result.language, language_probability(result),
                     avg_logprob=round(result.avg_logprob, 4), compression_ratio=round(result.compression_ratio, 3),
+                    pause_s=round(pause, 3),
                 )
             )
         # audio kept arriving while we decoded: ask again if it is time
@@ -524,7 +573,7 @@ class CallSession:
             end=round(ev.end, 3),
             text=text,
             language=result.language,
-            language_probability=_language_probability(result),
+            language_probability=language_probability(result),
             avg_logprob=round(result.avg_logprob, 4),
             no_speech_prob=round(result.no_speech_prob, 4),
             reason=ev.reason,
@@ -534,6 +583,7 @@ class CallSession:
             compression_ratio=round(result.compression_ratio, 3),
             temperature=result.temperature,
             dialect_probe=result.dialect_probe,
+            dialect_scores=result.dialect_scores,
         )
         if result.language_source == "detected":
             t.evidence[result.language] = t.evidence.get(result.language, 0.0) + result.language_probability
@@ -541,3 +591,6 @@ class CallSession:
         t.probes += result.dialect_probe is not None
         self._finals.append(final)
         self._emit(final)
+
+
+__all__ = ["CallObserver", "CallSession", "Emit", "ObserverFactory"]

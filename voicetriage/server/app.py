@@ -127,6 +127,7 @@ class App:
         self._ssl: ssl.SSLContext | None = None
         self._closing = False
         self.shutdown = asyncio.Event()  # set when the server stops; handlers end their calls
+        self._shutdown_waiter: asyncio.Future | None = None  # until_shutdown's
         self._on_stop: list[Callable[[], None]] = []
         self.errors: dict[str, int] = {}  # error code -> count, in /health
         self.throttled_s = 0.0  # how long readers were held for audio faster than allowed
@@ -495,11 +496,12 @@ class App:
                 awaitable.close()
             return None
         task = asyncio.ensure_future(awaitable)
-        stop = asyncio.ensure_future(self.shutdown.wait())
-        try:
-            done, _ = await asyncio.wait({task, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
+        # one waiter for the shutdown, shared by every read of every connection (a task
+        # made and cancelled per audio frame cost the loop more than the call's VAD)
+        stop = self._shutdown_waiter
+        if stop is None or stop.get_loop() is not asyncio.get_running_loop():
+            stop = self._shutdown_waiter = asyncio.ensure_future(self.shutdown.wait())
+        done, _ = await asyncio.wait({task, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         if task in done:
             return task.result()
         task.cancel()

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _UNDELIVERED_LOGGED = ("final", "hint", "summary")
+DSP_QUEUE_MAX = 25  # chunks a call may have waiting for the DSP thread before its reader waits
 
 
 class PeerGone(Exception):
@@ -203,6 +204,12 @@ class Driver:
             if ahead > 0:
                 self.app.throttled_s += ahead / cfg.max_audio_speed
                 await asyncio.sleep(ahead / cfg.max_audio_speed)
+        if s.queued > DSP_QUEUE_MAX:
+            # audio waiting for the DSP thread is not yet in finals_pending: a reader
+            # let run ahead of it would turn one drained batch into many finals at once
+            held = time.monotonic()
+            await s.settled()
+            self.app.throttled_s += time.monotonic() - held
         if s.finals_pending > cfg.max_pending_finals:
             held = time.monotonic()
             await self.app.until_shutdown(s.finals_drained(cfg.max_pending_finals), None)

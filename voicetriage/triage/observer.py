@@ -139,6 +139,19 @@ class CallTriage:
             signals += self._call("on_audio", track, samples, t0)
         return self._step(signals)
 
+    def prepare_audio(self, track: str, samples: np.ndarray, t0: float) -> None:
+        """On a DSP thread, before on_audio of the same samples: the extractors'
+        numeric work (the pitch tracker); a failure is left to their on_audio."""
+        if track != CALLER:
+            return
+        for i, ex in enumerate(self.extractors):
+            prepare = getattr(ex, "prepare_audio", None)
+            if prepare is not None and i not in self._broken:
+                try:
+                    prepare(track, samples, t0)
+                except Exception:  # noqa: BLE001 - on_audio feeds the same audio and reports it
+                    log.debug("call %s: prepare_audio of %r failed", self.call_id, getattr(ex, "name", ex))
+
     def on_event(self, event: object) -> list[object]:
         signals = self._start()
         if getattr(event, "track", CALLER) == CALLER:

@@ -90,6 +90,11 @@ class AgeBandExtractor:
         self._last: dict[str, float] | None = None
         self._now = 0.0
 
+    def prepare_audio(self, track: str, samples: np.ndarray, t0: float) -> None:
+        """The pitch analysis, on a DSP thread (on_audio's feed then finds it done)."""
+        if track == CALLER:
+            self.prosody.feed(samples, t0)
+
     def on_audio(self, track: str, samples: np.ndarray, t0: float) -> list[Signal]:
         if track == CALLER:
             self.prosody.feed(samples, t0)

@@ -22,6 +22,10 @@ MAX_COMPRESSION_RATIO = 2.4
 # a partial's unstable tail counts only from a confident decode
 CONFIDENT_AVG_LOGPROB = -0.5
 CONFIDENT_LANGUAGE_PROB = 0.8
+# ... or from a settled one: asked for on a pause after the speech (the utterance may
+# be over, so the decode saw all of it, as the final will) and scored between
+# Whisper's fallback threshold and the confident one (docs/signals.md, measured)
+SETTLED_AVG_LOGPROB = -0.8
 
 
 def _text_compression(text: str) -> float:
@@ -53,6 +57,16 @@ def belief(ev: Partial | Final, text: str | None = None) -> tuple[bool, bool, li
     return believed, confident, doubts
 
 
+def settled(ev: Partial | Final) -> bool:
+    """A partial asked for on a pause after its speech (``pause_s`` > 0), decoded with
+    a log-probability of -0.8 or better and a language probability of 0.8 or more.
 
-__all__ = ["belief", "MIN_LANGUAGE_PROB", "MIN_AVG_LOGPROB", "MAX_COMPRESSION_RATIO",
+    Its whole text, tail included, is then about what the final will say: the same
+    audio, ended by the same pause. Only for a believed event (see :func:`belief`)."""
+    lp = ev.avg_logprob
+    return (isinstance(ev, Partial) and ev.pause_s > 0 and lp is not None and lp >= SETTLED_AVG_LOGPROB
+            and float(ev.language_probability) >= CONFIDENT_LANGUAGE_PROB)
+
+
+__all__ = ["belief", "settled", "SETTLED_AVG_LOGPROB", "MIN_LANGUAGE_PROB", "MIN_AVG_LOGPROB", "MAX_COMPRESSION_RATIO",
            "CONFIDENT_AVG_LOGPROB", "CONFIDENT_LANGUAGE_PROB"]

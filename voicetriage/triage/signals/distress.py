@@ -112,6 +112,11 @@ class DistressExtractor:
         self._partial_seen: dict[int, set[str]] = {}
         self._now = 0.0
 
+    def prepare_audio(self, track: str, samples: np.ndarray, t0: float) -> None:
+        """The pitch analysis, on a DSP thread (on_audio's feed then finds it done)."""
+        if track == CALLER:
+            self.prosody.feed(samples, t0)
+
     def on_audio(self, track: str, samples: np.ndarray, t0: float) -> list[Signal]:
         if track == CALLER:
             self.prosody.feed(samples, t0)
@@ -184,7 +189,12 @@ class DistressExtractor:
         live = [(c, c.strength * 0.5 ** (max(0.0, now - c.time) / HALF_LIFE_S)) for c in self._cues]
         live = [(c, s) for c, s in live if s >= 0.05]
         self._cues = [c for c, _ in live]
-        value = 1 - float(np.prod([1 - s for _, s in live])) if live else 0.0
+        # asking to repeat or to slow down, however often, counts once: a caller who cannot
+        # follow the bot is not in distress ("你再说一遍，说慢一点" made two cues, 0.59, over
+        # the distress rule's 0.55); with any other cue it still adds up
+        frus = [s for c, s in live if c.kind == "not_understood"]
+        strengths = [s for c, s in live if c.kind != "not_understood"] + ([max(frus)] if frus else [])
+        value = 1 - float(np.prod([1 - s for s in strengths])) if strengths else 0.0
         if not force and abs(value - self._last_value) < 0.1:
             return []
         if not live and self._last_value == 0.0:

@@ -15,8 +15,11 @@ no repetition loop (compression ratio at most 2.4, Whisper's own thresholds).
 On a partial, a phrase inside the stable prefix (two hypotheses agreed on it)
 counts on that; one that reaches into the unstable tail counts only when the
 decode is confident (log-probability -0.5 or better, language probability 0.8
-or more), so a garbled tail cannot send the call to a person, and a clear
-request still fires before the final.
+or more) or settled (:func:`~voicetriage.triage.signals.belief.settled`: asked
+for on the 200 ms pause after the speech, log-probability -0.8 or better), so a
+garbled tail cannot send the call to a person, and a request at the end of an
+utterance ("我要转人工。") fires from the pause partial, about half a second
+before the final (docs/signals.md).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import numpy as np
 
 from voicetriage.core.events import Dtmf, Final, Partial, Signal
 from voicetriage.triage.signals.base import CALLER
-from voicetriage.triage.signals.belief import belief
+from voicetriage.triage.signals.belief import belief, settled
 from voicetriage.triage.signals.options import HumanRequestOptions
 from voicetriage.triage.signals.text import normalize
 
@@ -50,6 +53,7 @@ def _en(pattern: str, weight: float, label: str) -> Phrase:
 
 # Near-homophones Whisper produces for the key syllables (zhuan ren gong, zhen ren ...).
 _ZHUAN = "[转专砖赚传撰]"
+_PUNCT = "，。？！、,.?!\\s"
 _REN = "[人仁任]"
 _GONG = "[工公功攻宫弓恭]"
 
@@ -62,8 +66,18 @@ PHRASES: tuple[Phrase, ...] = (
     _zh("(找|要|叫|转|接|同|跟|和)(个)?(真人|真的人|活人)", 0.93, "找真人"),
     _zh("真人(服务|客服|接听)", 0.93, "真人服务"),
     _zh("(我要|我想|帮我)(找|揾|搵)(个)?人(讲|说|听)?", 0.85, "我要找人"),
-    _zh("(找|要|转|接)(你们的|你哋嘅|你哋|你们)?(客服|工作人员|职员|接线员|接线生|话务员|服务员)", 0.9, "找客服"),
+    _zh("(找|要|转|接)(一下|一个|个)?(你们的|你哋嘅|你哋|你们)?(客服|工作人员|职员|接线员|接线生|话务员|服务员)", 0.9, "找客服"),
+    # "请给我接一下你们的工作人员", with the verb as Whisper base wrote it on the kit
+    # (接一下 -> 揭壹下 at 16 kHz, 建议下 at 8 kHz): "给我/帮我 + (two characters + 下)
+    # + 你们的 + staff"
+    _zh(f"(给我|帮我|请)([^{_PUNCT}]{{0,2}}下)?(你们的|你们|你哋嘅|你哋)(工作人员|职员|接线员|接线生|话务员|客服人员|人工)", 0.88, "接工作人员"),
     _zh("(跟|和|同)(人|真人|工作人员|职员|客服)(讲|说|讲话|说话|倾|对话)", 0.9, "跟人说话"),
+    # 真 heard as 着 ("我要跟着人说话", 8 kHz kit clip): only after 要/想, as a request
+    _zh("(要|想)(跟|和|同)(着|著|珍|针)人(讲|说)(话)?", 0.85, "跟真人说话 (ASR variant)"),
+    # 真人 heard as 真言 ("我要跟真言说话", base on the kit's req_person in the stitched
+    # cmn_en_request call): no one "speaks with a mantra" on a hotline
+    _zh("(要|想)(跟|和|同)真言(讲|说)(话)?", 0.85, "跟真人说话 (ASR variant 真言)"),
+    _zh("(有没有|有冇|有无|有没)(真人|人工)(?!智能)", 0.85, "有没有人工"),
     _zh("(不要|唔要|别用|不想跟|不想和)(机器人|机器|电脑|录音)", 0.85, "不要机器"),
     # Cantonese in its own words (when the ASR keeps them)
     _zh("(揾|搵|找)(真人|职员|人)(听|讲|倾)", 0.92, "搵真人"),
@@ -71,6 +85,7 @@ PHRASES: tuple[Phrase, ...] = (
     # English
     _en("(speak|talk|speaking|talking)( to| with) (a |an |the |some )?(real |live |actual )?(person|human|someone|somebody|agent|representative|operator|people)", 0.95, "speak to a person"),
     _en("(real|live|actual) (person|human|agent)", 0.93, "real person"),
+    _en("(transfer|put|connect) me (through )?(to )?(a |an |the )?(person|human|someone|somebody)", 0.9, "transfer me"),
     _en("(customer service )?representative", 0.88, "representative"),
     _en("(an |the |a )?(agent|operator)( please)?", 0.85, "agent"),
     _en("human( being)?( please)?", 0.8, "human"),
@@ -175,7 +190,9 @@ class HumanRequestExtractor:
             if not believed:
                 return []
             out = self._on_text(event, event.stable, "partial_stable", 0.05, doubts)
-            if confident:
+            if settled(event):
+                out += self._on_text(event, event.text, "partial_pause", 0.1, doubts)
+            elif confident:
                 out += self._on_text(event, event.text, "partial", 0.2, doubts)
             return out
         if isinstance(event, Final) and event.track == CALLER:

@@ -14,11 +14,15 @@ shimmer: they track the cycle-level Praat measures only loosely and are named
 :class:`ProsodyTracker` is fed the caller's audio chunk by chunk and analyses
 at most ``max_frames_per_feed`` frames per call (about 1 ms of CPU), catching
 up on later calls, so it never blocks the event loop. Several extractors of one
-call share a tracker: audio already seen (by its call time) is skipped.
+call share a tracker: audio already seen (by its call time) is skipped. With a
+DSP pool (``[stream] dsp_threads``) the extractors feed it from a DSP thread
+(``prepare_audio``) while the loop reads it at each final: a lock keeps the two
+apart, and the frames are the same whichever thread analysed them.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -140,6 +144,7 @@ class ProsodyTracker:
         self._r: list[np.ndarray] = []
         self._db: list[np.ndarray] = []
         self._started = False
+        self._lock = threading.RLock()
 
     @property
     def analysed_until(self) -> float:
@@ -148,6 +153,10 @@ class ProsodyTracker:
 
     def feed(self, samples: np.ndarray, t0: float) -> None:
         """Add caller audio (16 kHz float32) starting at call time ``t0``; analyse a little."""
+        with self._lock:
+            self._feed(samples, t0)
+
+    def _feed(self, samples: np.ndarray, t0: float) -> None:
         n = len(samples)
         if n == 0:
             self.step()
@@ -177,6 +186,10 @@ class ProsodyTracker:
 
     def step(self, budget: int | None = -1) -> None:
         """Analyse up to ``budget`` frames (default: the per-feed budget; None: all)."""
+        with self._lock:
+            self._step(budget)
+
+    def _step(self, budget: int | None) -> None:
         if budget == -1:
             budget = self.max_frames_per_feed
         avail = (len(self._buf) - WIN) // HOP + 1
@@ -202,6 +215,10 @@ class ProsodyTracker:
 
     def frames(self, start: float, end: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(f0, r, dB) of the analysed frames whose centre lies in [start, end]."""
+        with self._lock:
+            return self._frames(start, end)
+
+    def _frames(self, start: float, end: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not self._times:
             empty = np.zeros(0)
             return empty, empty, empty
@@ -212,10 +229,12 @@ class ProsodyTracker:
 
     def stats(self, start: float, end: float, finish: bool = True) -> VoiceStats | None:
         """:class:`VoiceStats` of [start, end]; ``finish`` analyses what is pending there first."""
-        if finish and self._buf_t0 < end:
-            # bounded: at most the pending audio of this utterance (one max_utterance)
-            self.step(budget=None)
-        return voice_stats(*self.frames(start, end))
+        with self._lock:
+            if finish and self._buf_t0 < end:
+                # bounded: at most the pending audio of this utterance (one max_utterance)
+                self._step(budget=None)
+            frames = self._frames(start, end)
+        return voice_stats(*frames)
 
 
 __all__ = ["ProsodyTracker", "VoiceStats", "analyse_frames", "voice_stats"]
