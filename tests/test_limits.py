@@ -193,3 +193,107 @@ async def test_a_paced_call_outlives_the_keepalive(tiny_engine, start_server, ma
     assert events[-1]["type"] == "summary" and events[-1]["reason"] == "stop", events[-1]
     assert events[-1]["audio_s"]["caller"] > 57
     assert sum("country" in e["text"].lower() for e in events if e["type"] == "final") >= 5
+
+
+# -- the pending-finals hold, without a server --------------------------------------------
+class Gate:
+    """A recogniser that answers nothing until ``opened`` is set (no timing involved)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.opened = threading.Event()
+        self.asked = threading.Event()
+
+    def window_seconds(self, duration):
+        return 10.0
+
+    def transcribe_batch(self, reqs):
+        from voicetriage.core.events import AsrResult
+
+        self.asked.set()
+        self.opened.wait(60)
+        return [AsrResult("hello there", "en", 0.9, -0.2, 0.01) for _ in reqs]
+
+
+def held_call(limit: int):
+    """A call whose finals wait on a closed Gate, and a Driver pacing its reader."""
+    import functools
+    import wave
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import voicetriage
+    from voicetriage.asr.worker import InferenceWorker
+    from voicetriage.audio import AudioSpec
+    from voicetriage.audio.vad import VadModel
+    from voicetriage.core.config import ServerConfig, StreamConfig
+    from voicetriage.core.events import CallInfo, Final
+    from voicetriage.pipeline.session import CallSession
+    from voicetriage.server.app import App
+    from voicetriage.server.connection import Driver
+
+    gate = Gate()
+    worker = InferenceWorker(gate)
+    worker.start()
+    order: list = []
+    s = CallSession(CallInfo("c"), AudioSpec("pcm16", 16000, 1), worker=worker, vad=VadModel(),
+                    config=StreamConfig(), emit=lambda e: order.append("final") if isinstance(e, Final) else None)
+    with wave.open(str(Path(voicetriage.__file__).parent / "data" / "sample_call.wav")) as w:
+        data = w.readframes(w.getnframes()) + bytes(2 * 16000)  # the clip and 1 s of silence
+    for i in range(0, len(data), 640):
+        s.push_audio(data[i : i + 640])
+    app = SimpleNamespace(config=SimpleNamespace(server=ServerConfig(max_audio_speed=0.0, max_pending_finals=limit)),
+                          throttled_s=0.0, shutdown=asyncio.Event(), _shutdown_waiter=None)
+    app.until_shutdown = functools.partial(App.until_shutdown, app)
+    driver = Driver(app, None, None)
+    driver.session = s
+    return s, driver, gate, worker, order
+
+
+async def test_a_reader_held_on_pending_finals_resumes_when_they_drain():
+    """The hold waits on the session's event, set by each final that completes: the reader
+    goes on only after enough finals were published to bring the call under its limit."""
+    s, driver, gate, worker, order = held_call(limit=1)
+    try:
+        held = s.finals_pending
+        assert held >= 2, held  # the clip's utterances ended in silence, none decoded yet
+
+        async def reader():
+            await driver._pace(None)
+            order.append(("resumed", s.finals_pending))
+
+        task = asyncio.ensure_future(reader())
+        await asyncio.to_thread(gate.asked.wait, 60)  # the recogniser has the first final
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not task.done() and order == []  # held: nothing completed, nothing published
+        gate.opened.set()
+        await asyncio.wait_for(task, 30)  # a hang (no wake-up) fails here, not a slow wake-up
+        resumed = next(i for i, e in enumerate(order) if isinstance(e, tuple))
+        # published first: at least the finals that took the call from `held` to the limit
+        assert order[:resumed] == ["final"] * resumed and resumed >= held - 1
+        assert order[resumed][1] <= 1
+        assert driver.app.throttled_s > 0
+    finally:
+        gate.opened.set()
+        await s.close()
+        worker.stop()
+
+
+async def test_a_reader_held_on_pending_finals_resumes_when_the_server_stops():
+    s, driver, gate, worker, order = held_call(limit=1)
+    try:
+        assert s.finals_pending >= 2
+        task = asyncio.ensure_future(driver._pace(None))
+        await asyncio.to_thread(gate.asked.wait, 60)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not task.done()
+        driver.app.shutdown.set()  # no final completed: the shutdown lets the reader go
+        await asyncio.wait_for(task, 60)
+        assert order == [] and s.finals_pending >= 2
+    finally:
+        gate.opened.set()
+        await s.close()
+        worker.stop()

@@ -227,6 +227,37 @@ async def test_discarded_and_paused_audio_moves_the_clock_and_dtmf(server, manif
     assert (digit.digit, digit.track, digit.time) == ("6", "caller", 3.0)
 
 
+async def test_a_discard_of_1800_s_is_jumped_end_to_end(server, manifest):
+    """Issue 11's reproducer through the real server: one ``discarded`` of PT1800S (it once
+    stalled the loop 27.6 s and took 6.5 GB) is one gap the call's clock jumps over. The
+    speech after it is transcribed and placed at its stream position, the summary's audio
+    clock counts the gap, and /health counts it as skipped."""
+    clip = manifest["en_asterisk8k_pbx_invalid"]
+    before = dict(server.app.gaps)
+    sid = str(uuid.uuid4())
+    async with connect(server.url.rstrip("/") + PATH, additional_headers=headers(server.port, sid)) as ws:
+        c = AudioHookClient(ws, sid)
+        await c.open(media=(EXTERNAL,))
+        await c.audio(silence(1.0))
+        start = c.samples
+        c.samples += 1800 * 8000
+        await c.send("discarded", {"start": duration(start), "discarded": "PT1800S"})
+        await c.audio(np.concatenate([pcm8k(clip["path"]), silence(0.6)]))
+        await c.close()
+    [t] = c.transcripts()
+    assert wer(clip["transcript"], said([t])) <= 0.25
+    assert float(t["offset"][2:-1]) >= 1801 - 0.25  # after the gap (less the VAD's pre-roll)
+    summary = await server.recorder.summary(sid)
+    assert summary.gaps == 1 and summary.gap_s == 1800.0
+    assert summary.audio_s["caller"] == pytest.approx(1801.0 + clip["duration_s"] + 0.6, abs=0.05)
+    gaps = server.call(_health(server))["gaps"]
+    assert gaps["skipped"] == before["skipped"] + 1 and gaps["skipped_s"] == pytest.approx(before["skipped_s"] + 1800)
+
+
+async def _health(server) -> dict:
+    return server.app.health()
+
+
 async def test_mandarin_telephone_audio(base_engine, start_server, manifest):
     srv = start_telephony(start_server, base_engine, "base")
     clip = manifest["cmn_aishell1_S0764W0121_tel8k"]
