@@ -39,7 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 8765; 0 picks a free one)")
-    p.add_argument("--max-calls", type=int, help="concurrent calls before new ones are refused (default 64)")
+    p.add_argument("--max-calls", type=_max_calls, metavar="N|auto",
+                   help="concurrent calls before new ones are refused (default auto: what this machine "
+                        "measurably holds with the model, measured at start; docs/deployment.md)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="server processes sharing the ports with SO_REUSEPORT, each with its own model "
                         "(default 1; needs a fixed --port)")
@@ -55,6 +57,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _max_calls(text: str) -> int:
+    if text.strip().lower() == "auto":
+        return 0
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError("must be 0 (auto) or more")
+    return n
+
+
 def build_app(args: argparse.Namespace, config):
     """The App with every protocol and extension this installation has."""
     from voicetriage.pipeline.engine import Engine
@@ -64,6 +78,12 @@ def build_app(args: argparse.Namespace, config):
     triage = triage_from_args(args, config)  # a bad policy or profile store fails before the model loads
     telephony = telephony_from_args(args, config)
     engine = Engine.load(config)
+    workers = getattr(args, "workers", 1) or 1
+    if workers > 1 and config.server.max_calls == 0:  # the processes share the cores
+        import dataclasses
+
+        config = dataclasses.replace(config, server=dataclasses.replace(
+            config.server, target_utilisation=config.server.target_utilisation / workers))
     app = App(config, engine)
     # signals + policy per call; event log, webhook, /events; /twilio, /audiohook, AudioSocket
     app.installed = install(app, config, triage, telephony)
@@ -109,6 +129,7 @@ async def serve(args: argparse.Namespace) -> int:
           f"(health: {http}://{config.server.host}:{app.port}/health, liveness: /healthz)", flush=True)
     if "/dashboard" in app.http_paths:
         print(f"voicetriage: supervisor live view on {http}://{config.server.host}:{app.port}/dashboard", flush=True)
+    print(f"voicetriage: {app.capacity.describe()}", flush=True)
     for line in describe_auth(app):
         print(line, flush=True)
     for line in describe(telephony_from_args(args, config), config.server.host, app.port, app.tcp_ports):

@@ -150,7 +150,10 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = opt(8765, min=0, max=65535)  # 0: any free port
     max_message_bytes: int = opt(1 << 20, min=1024, max=64 << 20)  # one websocket message
-    max_calls: int = opt(64, min=1)
+    # concurrent calls; 0 or "auto": what this machine measurably holds with the loaded
+    # model (voicetriage/asr/capacity.py, measured at start, logged and in /health)
+    max_calls: int | str = opt(0, min=0)
+    target_utilisation: float = opt(0.8, gt=0, max=1)  # of the cores, for max_calls = 0
     idle_timeout_s: float = opt(30.0, gt=0)  # no message for this long ends a call
     max_call_s: float = opt(4 * 3600.0, gt=0)
     # open connections (websocket and AudioSocket) in all, and from one address
@@ -167,6 +170,13 @@ class ServerConfig:
     event_log: str | None = None  # append-only JSONL of finals (and hints)
     certfile: str | None = None  # TLS: serve wss:// and https:// (with keyfile)
     keyfile: str | None = None
+
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_calls, str):
+            if self.max_calls.strip().lower() != "auto":
+                raise ConfigError(f"server.max_calls = {self.max_calls!r}: expected a number or \"auto\"")
+            object.__setattr__(self, "max_calls", 0)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import asyncio
 import collections
 import errno
 import contextlib
+import dataclasses
 import json
 import logging
 import ssl
@@ -26,6 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from voicetriage import __version__
+from voicetriage.asr.capacity import resolve as resolve_capacity
 from voicetriage.core.config import Config
 from voicetriage.core.errors import ConfigError, ProtocolError, VoiceTriageError
 from voicetriage.core.events import CallError, CallInfo
@@ -45,6 +47,8 @@ WsHandler = Callable[["App", ServerConnection], Awaitable[None]]
 ProcessRequest = Callable[["App", ServerConnection, Request], "Response | None"]
 TcpHandler = Callable[["App", asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 HttpHandler = Callable[["App", Request], Response]
+# /health says "degraded" (503) while the event loop is this late (smoothed over about a second)
+DEGRADED_LAG_S = 0.1
 
 
 @dataclass
@@ -108,6 +112,13 @@ class App:
         hub: EventHub | None = None,
         observer_factories: Iterable[ObserverFactory] = (),
     ) -> None:
+        # max_calls 0 ("auto"): what the loaded model measurably holds here (asr/capacity.py);
+        # the config the server runs with carries the number, /health says where it came from
+        self.capacity = resolve_capacity(config.server.max_calls, engine.asr, config.server.target_utilisation)
+        if self.capacity.max_calls != config.server.max_calls:
+            config = dataclasses.replace(config, server=dataclasses.replace(config.server,
+                                                                          max_calls=self.capacity.max_calls))
+        log.info("%s", self.capacity.describe())
         self.config = config
         self.engine = engine
         self.hub = hub or EventHub()
@@ -241,13 +252,19 @@ class App:
         # backlog at which partials are shed): the next call would get slow finals,
         # so a load balancer should send it elsewhere
         backlog = stats.queued_finals > self.engine.worker.shed_backlog
-        status = ("shutting_down" if self._closing else "full" if full else "degraded" if backlog else "ok")
+        # or the event loop is late by more than DEGRADED_LAG_S (smoothed): every call's
+        # audio, VAD results and events wait for it
+        lagging = self.metrics.recent_lag_s > DEGRADED_LAG_S
+        status = ("shutting_down" if self._closing else "full" if full
+                  else "degraded" if backlog or lagging else "ok")
         out = {
             "status": status,
             "version": __version__,
             "model": self.engine.model_id,
             "calls": len(self.calls),
             "max_calls": self.config.server.max_calls,
+            "capacity": self.capacity.as_dict(),
+            "loop_lag_s": round(self.metrics.recent_lag_s, 4),
             "queued_finals": stats.queued_finals,
             "queued_partials": stats.queued_partials,
             "shed_partials": stats.shed_partials,

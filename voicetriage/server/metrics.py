@@ -131,6 +131,7 @@ class Metrics:
         r.register(_Gauges(app, self.sources))
         self._platform: dict[str, str] = {}
         self._lag_task: asyncio.Task | None = None
+        self.recent_lag_s = 0.0  # the loop's lag, smoothed over about a second (/health's degraded)
 
     def install(self) -> None:
         app = self.app
@@ -178,7 +179,9 @@ class Metrics:
         while True:
             t = time.monotonic()
             await asyncio.sleep(LAG_PROBE_S)
-            self.loop_lag.observe(max(0.0, time.monotonic() - t - LAG_PROBE_S))
+            lag = max(0.0, time.monotonic() - t - LAG_PROBE_S)
+            self.loop_lag.observe(lag)
+            self.recent_lag_s += (lag - self.recent_lag_s) * 0.2
 
     def response(self) -> Response:
         data = generate_latest(self.registry)
