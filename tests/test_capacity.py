@@ -17,7 +17,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from voicetriage.asr import capacity
 from voicetriage.asr.capacity import (
     LOOP_S_PER_AUDIO_S,
     PER_CALL_CPU_S,
