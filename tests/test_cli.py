@@ -75,7 +75,7 @@ def test_serve_stream_and_clean_shutdown(manifest, tmp_path):
         assert "VOICETRIAGE_API_TOKEN" in r.stderr and "Traceback" not in r.stderr
         with_token = {"VOICETRIAGE_API_TOKEN": token}
         r = run_cli("stream", clip["path"], "--url", f"ws://127.0.0.1:{port}/", "--json", "--speed", "0",
-                    "--encoding", "mulaw", env=with_token)
+                    "--encoding", "mulaw", "--caller-id", "+8613800138000", env=with_token)
         assert r.returncode == 0, r.stderr
         events = [json.loads(x) for x in r.stdout.splitlines()]
         assert all("type" in e for e in events)
@@ -94,6 +94,8 @@ def test_serve_stream_and_clean_shutdown(manifest, tmp_path):
     assert "shutting down" in out
     # debug logging (-vv) logged the handshakes, but never the token
     assert "Authorization" in err and token not in err
+    # nor the caller's number whole: the start frame websockets logs shows its last four digits
+    assert "8613800138000" not in err and "\u2022\u2022\u20228000" in err
     # each record of a call names it
     assert "[en_whisper_jfk]: call en_whisper_jfk started" in err
 

@@ -3,7 +3,8 @@
 :func:`safe` escapes control characters (a newline in a call id cannot start a
 fake log line) and caps the length of anything that came from the wire.
 :class:`RedactSecrets` is a logging filter that blanks credentials wherever a
-library logs them (websockets at debug level logs every request header).
+library logs them (websockets at debug level logs every request header), and masks
+caller numbers (:func:`mask_number`) in the wire messages a library logs.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import re
 import reprlib
 import time
@@ -68,25 +70,56 @@ _QUERY = re.compile(r"(?i)([?&](?:token|access_token|api_key|key|secret)=)[^&\s\
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
 
 
-def redact(text: str) -> str:
+# caller and called numbers in wire messages a library logs (websockets at debug level logs
+# every frame): the native start's caller_id, Twilio's customParameters, AudioHook's ani/dnis
+_NUMBER = re.compile(r"""(?i)(["'](?:caller_id|callerid|caller|called|from|to|ani|dnis)["']\s*:\s*["'])([^"'\\]*)""")
+#: set VOICETRIAGE_LOG_CALLER_NUMBERS=1 to log caller numbers whole (masked by default)
+NUMBERS_ENV = "VOICETRIAGE_LOG_CALLER_NUMBERS"
+
+
+# what looks like a phone number anywhere in a library's frame dump (a long frame is shown
+# with its middle cut out, so the key before a number may be gone): 7+ digits
+_PHONE = re.compile(r"\+?\d(?:[\d\s().-]*\d){6,}")
+
+
+def _mask_phone(m: re.Match) -> str:
+    return mask_number(m.group()) if len(re.findall(r"\d", m.group())) >= 7 else m.group()
+
+
+def _mask_digits(m: re.Match) -> str:
+    value = m.group(2)
+    return m.group(1) + (mask_number(value) if len(re.findall(r"\d", value)) >= 5 else value)
+
+
+def redact(text: str, numbers: bool = True) -> str:
+    """``text`` without credentials and (``numbers``) with caller numbers masked."""
     text = _HEADER.sub(lambda m: m.group(1) + "[redacted]", text)
     text = _QUERY.sub(lambda m: m.group(1) + "[redacted]", text)
+    if numbers:
+        text = _NUMBER.sub(_mask_digits, text)
     return _BEARER.sub(lambda m: m.group(1) + "[redacted]", text)
 
 
 class RedactSecrets(logging.Filter):
-    """Blanks credentials in every record (install on the handlers)."""
+    """Blanks credentials and masks caller numbers in every record (install on the
+    handlers); ``numbers`` False (or :data:`NUMBERS_ENV` set to 1): numbers whole."""
+
+    def __init__(self, numbers: bool | None = None) -> None:
+        super().__init__()
+        self.numbers = os.environ.get(NUMBERS_ENV, "") != "1" if numbers is None else numbers
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a broken record is logging's problem, not ours
             return True
-        cleaned = redact(message)
+        cleaned = redact(message, self.numbers)
+        if self.numbers and record.name.startswith("websockets"):
+            cleaned = _PHONE.sub(_mask_phone, cleaned)
         if cleaned != message:
             record.msg, record.args = cleaned, None
         if record.exc_info and not record.exc_text:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info), self.numbers)
         return True
 
 
