@@ -297,3 +297,39 @@ async def test_a_reader_held_on_pending_finals_resumes_when_the_server_stops():
         gate.opened.set()
         await s.close()
         worker.stop()
+
+
+async def test_a_peer_that_never_finishes_its_handshake_is_closed(tiny_engine, start_server, monkeypatch):
+    """The websocket port: a TCP peer that sends half an upgrade request and then nothing
+    is closed at the handshake timeout (10 s; 0.5 s here), holding no slot after it."""
+    import voicetriage.server.app as app_module
+
+    monkeypatch.setattr(app_module, "HANDSHAKE_TIMEOUT_S", 0.5)
+    srv = server_with(tiny_engine, start_server)
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never the blank line that ends it
+    await writer.drain()
+    got = await asyncio.wait_for(reader.read(), 30)  # EOF: the server closed it
+    assert b"101" not in got
+    writer.close()
+    status, body = await asyncio.to_thread(health, srv.port)
+    assert body["connections"] == 0
+
+
+async def test_a_fragmented_message_is_bounded_like_a_whole_one(tiny_engine, start_server):
+    """Fragments count towards the message limit together (4 x max_message_bytes): a
+    message sent as many small fragments is closed with 1009 once their sum passes it,
+    rather than buffered without bound; the server goes on."""
+    from websockets.exceptions import ConnectionClosed
+
+    srv = server_with(tiny_engine, start_server, max_message_bytes=1024)
+    async with connect(srv.url) as ws:
+        await ws.send(json.dumps({"type": "start", "call_id": "frag", "encoding": "pcm16", "sample_rate": 16000}))
+        assert json.loads(await ws.recv())["type"] == "started"
+        with pytest.raises(ConnectionClosed) as e:
+            await ws.send(b"\0\0" * 500 for _ in range(10))  # 10 kB in 1 kB fragments
+            while True:
+                await asyncio.wait_for(ws.recv(), 30)
+    assert e.value.rcvd is not None and e.value.rcvd.code == 1009
+    status, body = await asyncio.to_thread(health, srv.port)
+    assert status == 200 and body["calls"] == 0

@@ -47,6 +47,7 @@ WsHandler = Callable[["App", ServerConnection], Awaitable[None]]
 ProcessRequest = Callable[["App", ServerConnection, Request], "Response | None"]
 TcpHandler = Callable[["App", asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 HttpHandler = Callable[["App", Request], Response]
+HANDSHAKE_TIMEOUT_S = 10.0  # a connection that has not finished its upgrade by then is closed
 # /health says "degraded" (503) while the event loop is this late (smoothed over about a second)
 DEGRADED_LAG_S = 0.1
 
@@ -423,7 +424,8 @@ class App:
             process_request=self._process_request,
             # a message up to 4x the limit is refused with an error message and the
             # call goes on; beyond that the library closes with 1009
-            max_size=4 * s.max_message_bytes,
+            max_size=4 * s.max_message_bytes,  # also a fragmented message's total
+            open_timeout=HANDSHAKE_TIMEOUT_S,
             ping_interval=20,
             ping_timeout=20,
             server_header=f"voicetriage/{__version__}",
