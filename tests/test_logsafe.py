@@ -65,3 +65,19 @@ def test_a_frame_cut_before_the_number_is_masked_too(monkeypatch):
     out = _logged(RedactSecrets(), line, "websockets.server")
     assert "8613800138000" not in out and "\u2022\u2022\u20228000" in out
     assert "[134 bytes]" in out  # short numbers stay
+
+
+def test_every_credential_header_and_parameter_is_blanked():
+    """Issue 11: at -vv API keys, signatures and bearer tokens were logged."""
+    lines = {
+        "> Authorization: Bearer tok-123456789": "tok-123456789",
+        "< X-API-KEY: SGVsbG8sIEkgYW0gdGhlIEFQSSBrZXkh": "SGVsbG8sIEkgYW0gdGhlIEFQSSBrZXkh",
+        "< Signature: sig1=:NZBwyBHRRyRoeLqy1IzOa9VYBuI8TgMFt2GRDkDuJh4=:": "NZBwyBHRRyRoeLqy1IzOa9VYBuI8TgMFt2GRDkDuJh4",
+        "< X-Twilio-Signature: 0/KCTR6DLpKmkAf8muzZqo1nDgQ=": "0/KCTR6DLpKmkAf8muzZqo1nDgQ",
+        "< Cookie: vt_session=abc.def.ghi": "abc.def.ghi",
+        "> Set-Cookie: vt_session=abc.def.ghi; HttpOnly": "abc.def.ghi",
+        "GET /events?types=hint&token=s3cr3t-token HTTP/1.1": "s3cr3t-token",
+    }
+    for line, secret in lines.items():
+        out = redact(line)
+        assert secret not in out and "[redacted]" in out, out

@@ -82,10 +82,16 @@ async def test_sigterm_flushes_calls_in_flight(manifest, tmp_path):
                  for i in range(3)]
         as_uuid = uuid.uuid4()
         as_call = asyncio.ensure_future(audiosocket_call(as_port, str(longer), as_uuid))
+        # and the project's own client, as a user runs it (issue 11 item 6: a server that
+        # shuts down mid-stream is one line, not a traceback or silence)
+        cli = await asyncio.create_subprocess_exec(
+            *CLI, "stream", str(longer), "--url", url, "--call-id", "term-cli",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "VOICETRIAGE_API_TOKEN": "unused"})
         await asyncio.sleep(8.0)
         proc.send_signal(signal.SIGTERM)
         results = await asyncio.wait_for(asyncio.gather(*calls), 120)
         await asyncio.wait_for(as_call, 60)
+        _, cli_err = await asyncio.wait_for(cli.communicate(), 60)
         out, _ = await asyncio.to_thread(proc.communicate, timeout=60)
     finally:
         if proc.poll() is None:
@@ -104,5 +110,8 @@ async def test_sigterm_flushes_calls_in_flight(manifest, tmp_path):
         assert sent, f"{cid}: no final before the shutdown"
         in_log = [e["text"] for e in logged if e.get("type") == "final" and e.get("call_id") == cid]
         assert in_log == sent, f"{cid}: the event log and the client disagree"
+    cli_err = cli_err.decode()
+    assert cli.returncode == 1 and "Traceback" not in cli_err, cli_err
+    assert cli_err.strip().count("\n") == 0 and "the server ended the call early (server_shutdown)" in cli_err
     as_finals = [e for e in logged if e.get("type") == "final" and e.get("call_id") == str(as_uuid)]
     assert as_finals, "the AudioSocket call's speech before the signal was not transcribed"

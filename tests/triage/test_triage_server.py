@@ -363,3 +363,14 @@ async def test_server_stop_flushes_the_call_and_the_sinks(tiny_engine, tmp_path)
     sinks = runtime["r"].sinks
     assert sinks.event_log._fd == -1  # closed by App.stop
     assert sinks.webhook.stats.sent == 1 and [b["call_id"] for b in receiver.bodies] == ["stop-1"]
+
+
+def test_a_typo_in_an_events_filter_is_refused_with_a_suggestion():
+    """Issue 11 item 6: ``?types=hints`` was accepted and then silent."""
+    from voicetriage.sinks.events_ws import BadFilter, parse_filters
+
+    with pytest.raises(BadFilter, match=r"unknown event type\(s\): 'hints' \('hints': did you mean 'hint'\?\)"):
+        parse_filters("/events?types=hints")
+    with pytest.raises(BadFilter, match=r"unknown query parameter\(s\): typs"):
+        parse_filters("/events?typs=hint")
+    assert parse_filters("/events?types=hint,final&call_id=c1") == (frozenset({"c1"}), frozenset({"hint", "final"}))
