@@ -159,3 +159,35 @@ def test_command_line_mistakes_are_one_line_errors(tmp_path, manifest):
         busy.close()
     assert r.returncode == 2, r.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_no_secret_is_taken_from_the_command_line():
+    """Issue 11 item 1: --audiohook-client-secret showed in ps. Secrets come from the
+    environment or files: no option of any command takes a token, secret or password."""
+    import argparse
+
+    from voicetriage.cli import build_parser
+
+    parser = build_parser()
+    [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    flags = {f for p in sub.choices.values() for a in p._actions for f in a.option_strings}
+    assert "--audiohook-client-secret-file" in flags and "--token-file" in flags
+    secret = [f for f in flags if re.search(r"secret|token|password|auth-token", f) and not f.endswith("-file")]
+    assert secret == [], secret
+
+
+def test_the_relay_reads_its_webhook_token_from_a_file_or_the_environment(tmp_path, monkeypatch):
+    import argparse
+
+    from voicetriage.cli.relay import TOKEN_ENV, webhook_token
+    from voicetriage.core.errors import ConfigError
+
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    f = tmp_path / "hook.token"
+    f.write_text("t-from-file\n")
+    assert webhook_token(argparse.Namespace(webhook_token_file=str(f)), "t-config") == "t-from-file"
+    assert webhook_token(argparse.Namespace(webhook_token_file=None), "t-config") == "t-config"
+    monkeypatch.setenv(TOKEN_ENV, "t-env")
+    assert webhook_token(argparse.Namespace(webhook_token_file=None), "t-config") == "t-env"
+    with pytest.raises(ConfigError, match="missing"):
+        webhook_token(argparse.Namespace(webhook_token_file=str(tmp_path / "missing")), None)

@@ -13,6 +13,8 @@ from voicetriage.cli.bus_options import add_bus_options, bus_from_args
 
 log = logging.getLogger(__name__)
 
+TOKEN_ENV = "VOICETRIAGE_WEBHOOK_TOKEN"
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -30,7 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML config file (reads [bus] and [triage] webhook_*)")
     add_bus_options(p)
     p.add_argument("--webhook", metavar="URL", required=True, help="POST each event as JSON to this URL")
-    p.add_argument("--webhook-token", metavar="TOKEN", help="send Authorization: Bearer TOKEN")
+    p.add_argument("--webhook-token-file", metavar="FILE",
+                   help=f"send Authorization: Bearer with the token in FILE (or ${TOKEN_ENV}, or [triage] "
+                        "webhook_token; never on the command line, where ps shows it)")
     p.add_argument("--events", metavar="KINDS", default="hint", help="comma-separated kinds to post (default hint)")
     p.add_argument("--group", default="voicetriage-webhook", help="consumer group (default voicetriage-webhook)")
     p.add_argument("--consumer", help="this relay's name in the group (default HOSTNAME-PID; keep it stable across restarts to resume its pending entries)")
@@ -39,6 +43,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--claim-idle", type=float, default=60.0, metavar="S",
                    help="take over entries another relay left unacknowledged this long (default 60)")
     p.set_defaults(func=run)
+
+
+def webhook_token(args: argparse.Namespace, configured: str | None) -> str | None:
+    """The webhook's bearer token: --webhook-token-file, else $VOICETRIAGE_WEBHOOK_TOKEN,
+    else the config's [triage] webhook_token."""
+    import os
+
+    from voicetriage.core.errors import ConfigError
+
+    path = getattr(args, "webhook_token_file", None)
+    if path:
+        try:
+            token = open(path, encoding="utf-8").read().strip()
+        except OSError as e:
+            raise ConfigError(f"--webhook-token-file {path}: {e.strerror or e}") from None
+        if not token:
+            raise ConfigError(f"--webhook-token-file {path} is empty")
+        return token
+    return os.environ.get(TOKEN_ENV) or configured
 
 
 async def relay(args: argparse.Namespace) -> int:
@@ -60,7 +83,7 @@ async def relay(args: argparse.Namespace) -> int:
     require_redis()
     tc = triage_config(config)
     sink = WebhookSink(args.webhook, kinds=kinds, timeout_s=tc.webhook_timeout_s, retries=tc.webhook_retries,
-                       backoff_s=tc.webhook_backoff_s, token=args.webhook_token or tc.webhook_token)
+                       backoff_s=tc.webhook_backoff_s, token=webhook_token(args, tc.webhook_token))
     consumer = BusConsumer(bc.url, group=args.group, consumer=args.consumer or f"{socket.gethostname()}-{__import__('os').getpid()}",
                            stream=bc.stream, start="0" if args.from_start else "$", kinds=kinds,
                            claim_idle_s=args.claim_idle)
