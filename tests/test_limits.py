@@ -333,3 +333,16 @@ async def test_a_fragmented_message_is_bounded_like_a_whole_one(tiny_engine, sta
     assert e.value.rcvd is not None and e.value.rcvd.code == 1009
     status, body = await asyncio.to_thread(health, srv.port)
     assert status == 200 and body["calls"] == 0
+
+
+async def test_an_idle_websocket_that_never_starts_a_call_is_closed(tiny_engine, start_server):
+    """Issue 11: 2,000 idle websockets were accepted and kept. One that authenticates (auth is
+    off here) and then says nothing is closed at idle_timeout_s, before any call."""
+    from websockets.exceptions import ConnectionClosed
+
+    srv = server_with(tiny_engine, start_server, idle_timeout_s=0.5)
+    async with connect(srv.url) as ws:
+        with pytest.raises(ConnectionClosed) as e:
+            while True:
+                await asyncio.wait_for(ws.recv(), 30)
+    assert e.value.rcvd is not None and e.value.rcvd.code == 1008
