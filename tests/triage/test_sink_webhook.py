@@ -197,3 +197,20 @@ def test_one_slow_delivery_does_not_hold_back_the_next_hint(receiver):
     assert wait_for(lambda: sink.stats.sent == 2)
     sink.close()
     assert sink.health()["unsent"] == 0 and sink.health()["sent"] == 2
+
+
+def test_drops_and_what_shutdown_could_not_send_are_reported(receiver, caplog):
+    """Issue 11: webhook drops were only log lines. /health's webhook section (this
+    health()) counts them, and a shutdown that cannot deliver says how much was left."""
+    receiver.release.clear()  # every request hangs until released
+    sink = WebhookSink(receiver.url, queue_size=2, timeout_s=1, retries=0, senders=1)
+    sink(hint(1))
+    assert wait_for(lambda: len(receiver.requests) == 1)
+    for i in range(2, 6):
+        sink(hint(i))
+    with caplog.at_level("WARNING", logger="voicetriage.sinks.webhook"):
+        sink.close(timeout=0.2)
+    h = sink.health()
+    assert h["dropped"] == 2 and h["unsent"] == 2, h  # the one in flight: sent or failed
+    assert "2 event(s) not delivered at shutdown" in caplog.text
+    receiver.release.set()
