@@ -100,6 +100,7 @@ async def test_sigterm_flushes_calls_in_flight(manifest, tmp_path):
     err = (tmp_path / "serve.log").read_text()
     assert proc.returncode == 0, err[-3000:]
     assert "shutting down" in out
+    assert "WARNING: authentication is OFF (--insecure-no-auth)" in out  # said on every start
     logged = [json.loads(x) for x in event_log.read_text().splitlines() if x.strip()]
     for i, events in enumerate(results):
         cid = f"term-{i}"
