@@ -98,7 +98,7 @@ async def main() -> int:
             procs.append(subprocess.Popen(
                 [sys.executable, "-c", "import sys; from voicetriage.cli import main; sys.exit(main())", "serve",
                  "--port", str(port), "--model", "tiny.en", "--threads", "1", "--event-bus", url,
-                 "--node-id", f"node-{i}", "--insecure-no-auth"], cwd=REPO, env=env, stdout=open(tmp / f"node{i}.log", "wb"),
+                 "--node-id", f"node-{i}", "--insecure-no-auth", "--max-calls", "256"], cwd=REPO, env=env, stdout=open(tmp / f"node{i}.log", "wb"),
                 stderr=subprocess.STDOUT))
             ports.append(port)
         for p, port in zip(procs[1:], ports):

@@ -133,7 +133,7 @@ async def main_async(args: argparse.Namespace) -> int:
         from voicetriage.server.app import App
 
         overrides = {"model": args.model, "languages": args.languages.split(",") if args.languages else None}
-        config = load_config(args.config, asr=overrides, server={"host": "127.0.0.1", "port": 0})
+        config = load_config(args.config, asr=overrides, server={"host": "127.0.0.1", "port": 0, "max_calls": 256})  # a benchmark: no measured limit
         engine = await asyncio.to_thread(Engine.load, config)
         app = App(config, engine)
         await app.start()

@@ -86,7 +86,7 @@ class _Server:
         from voicetriage.server.setup import install
         from voicetriage.triage.observer import triage_config
 
-        sections = {"asr": {"model": "base"}, "server": {"host": "127.0.0.1", "port": 0},
+        sections = {"asr": {"model": "base"}, "server": {"host": "127.0.0.1", "port": 0, "max_calls": 256},
                     "auth": {"insecure_no_auth": True}}
         for key, value in config_overrides.items():
             section, name = key.split(".", 1)
