@@ -48,7 +48,8 @@ def make_config(model: str, **sections):
     from voicetriage.core.config import load_config
 
     # test servers run without credentials; tests/test_auth.py covers authentication
-    cfg = load_config(asr={"model": model, "cpu_threads": 2}, server={"host": "127.0.0.1", "port": 0},
+    # a fixed call limit: tests must not depend on what this machine measures (tests/test_capacity.py)
+    cfg = load_config(asr={"model": model, "cpu_threads": 2}, server={"host": "127.0.0.1", "port": 0, "max_calls": 64},
                       auth={"insecure_no_auth": True})
     for name, values in sections.items():
         cfg = dataclasses.replace(cfg, **{name: dataclasses.replace(getattr(cfg, name), **values)})

@@ -23,7 +23,7 @@ def make_config(model: str, **server):
     from voicetriage.core.config import load_config
 
     return load_config(asr={"model": model, "cpu_threads": 2},
-                       server={"host": "127.0.0.1", "port": 0, **server},
+                       server={"host": "127.0.0.1", "port": 0, "max_calls": 64, **server},
                        auth={"insecure_no_auth": True})  # the protocols under test; tests/test_auth.py checks auth
 
 
