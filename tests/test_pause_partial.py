@@ -164,3 +164,28 @@ async def test_a_pause_that_has_begun_holds_the_interval_partial_for_the_pause_p
     t2.segmenter = _Segmenter(speech_s=2.0, pause_s=0.1)
     off._maybe_partial(t2)
     assert rec2.asked == [2.1]
+
+
+async def test_any_partial_of_an_ended_utterance_is_shown_until_its_final_is_out():
+    """An interval partial still decoding when its utterance ends is shown too (its tail then
+    counts for a request only from a confident decode); once the final is out it is dropped."""
+    events: list = []
+    session = CallSession(CallInfo("c"), AudioSpec("pcm16", 16000, 1), worker=_Recorder(), vad=VadModel(),
+                          config=StreamConfig(), emit=events.append)
+    t = session._track(None)
+    ended = _Segmenter(speech_s=2.0, pause_s=0.0)
+    ended.active = None  # the utterance ended while the partial was decoded
+    t.segmenter = ended
+
+    async def answer():
+        return AsrResult(" 我要转人工", "zh", 0.93, -0.2, 0.01)
+
+    await session._on_partial(t, 0, 0.5, 2.0, asyncio.ensure_future(answer()), 0.0)
+    shown = [e for e in events if isinstance(e, Partial)]
+    assert len(shown) == 1
+    assert (shown[0].utterance, shown[0].stable, shown[0].unstable, shown[0].pause_s) == (0, "", "我要转人工", 0.0)
+    assert 0 in t.late_shown and not t.shown  # the next utterance has shown nothing
+    t.finished = 0  # its final went out
+    await session._on_partial(t, 0, 0.5, 2.0, asyncio.ensure_future(answer()), 0.0)
+    assert len([e for e in events if isinstance(e, Partial)]) == 1
+    assert session.dropped_partials == 1

@@ -470,10 +470,10 @@ class CallSession:
             result = None
         finally:
             t.partial_busy = False
-        # the pause partial of an utterance that ended while it was decoded saw all of it up
-        # to the pause, and its final is not out yet: shown now, a request at the end of an
+        # a partial of an utterance that ended while it was decoded (the pause partial: all
+        # of it) whose final is not out yet is still shown: a request at the end of an
         # utterance ("我要转人工。") is heard here, not after the final it was decoded ahead of
-        late = result is not None and t.segmenter.active != utt and pause > 0 and utt > t.finished
+        late = result is not None and t.segmenter.active != utt and utt > t.finished
         if result is None or self._closed or (t.segmenter.active != utt and not late):
             self.dropped_partials += result is not None
             return
