@@ -189,3 +189,61 @@ async def test_any_partial_of_an_ended_utterance_is_shown_until_its_final_is_out
     await session._on_partial(t, 0, 0.5, 2.0, asyncio.ensure_future(answer()), 0.0)
     assert len([e for e in events if isinstance(e, Partial)]) == 1
     assert session.dropped_partials == 1
+
+
+async def test_the_worker_serves_a_pause_partial_before_other_calls_partials():
+    import threading
+
+    from voicetriage.asr.engine import AsrRequest
+
+    gate, order = threading.Event(), []
+
+    class Gated:
+        def window_seconds(self, duration):
+            return 10.0
+
+        def transcribe_batch(self, reqs):
+            gate.wait(10)
+            order.extend(r.prompt for r in reqs)
+            return [AsrResult(r.prompt, "zh", 0.9, -0.2, 0.01) for r in reqs]
+
+    def req(tag, urgent=False):
+        return AsrRequest(np.zeros(16000, np.float32), "zh", tag, urgent=urgent)
+
+    w = InferenceWorker(Gated(), max_batch=1)
+    w.start()
+    try:
+        busy = w.submit("X", "caller", req("X-final"), final=True)  # occupies the worker
+        await asyncio.sleep(0.05)
+        futs = [w.submit("A", "caller", req("A-interval"), final=False),
+                w.submit("B", "caller", req("B-interval"), final=False),
+                w.submit("C", "caller", req("C-pause", urgent=True), final=False),
+                w.submit("D", "caller", req("D-final"), final=True)]
+        gate.set()
+        await asyncio.gather(busy, *futs)
+        # finals still first; then the pause partial ahead of the calls before it in the rotation
+        assert order == ["X-final", "D-final", "C-pause", "A-interval", "B-interval"]
+    finally:
+        w.stop()
+
+
+async def test_the_pause_partial_request_is_marked_urgent():
+    rec = _Recorder()
+    urgent = []
+    submit = rec.submit
+
+    def spy(call_id, track, request, final):
+        urgent.append(request.urgent)
+        return submit(call_id, track, request, final)
+
+    rec.submit = spy
+    session = CallSession(CallInfo("c"), AudioSpec("pcm16", 16000, 1), worker=rec, vad=VadModel(),
+                          config=dataclasses.replace(StreamConfig(), partial_interval_s=0.5), emit=lambda e: None)
+    t = session._track(None)
+    t.segmenter = _Segmenter(speech_s=2.0, pause_s=0.0)
+    session._maybe_partial(t)  # the first partial: no pause
+    t.partial_busy = False
+    t.partial_at = 0.5
+    t.segmenter = _Segmenter(speech_s=2.0, pause_s=0.25)
+    session._maybe_partial(t)
+    assert urgent == [False, True]
