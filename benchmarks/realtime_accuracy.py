@@ -133,7 +133,9 @@ async def main_async(args: argparse.Namespace) -> int:
         from voicetriage.server.app import App
 
         overrides = {"model": args.model, "languages": args.languages.split(",") if args.languages else None}
-        config = load_config(args.config, asr=overrides, server={"host": "127.0.0.1", "port": 0})
+        # a loopback server of its own: no credentials to check (auth is on by default)
+        config = load_config(args.config, asr=overrides, server={"host": "127.0.0.1", "port": 0},
+                             auth={"insecure_no_auth": True})
         engine = await asyncio.to_thread(Engine.load, config)
         app = App(config, engine)
         await app.start()
