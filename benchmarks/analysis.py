@@ -235,6 +235,12 @@ def summarise(results: list[UtteranceResult], q=(50, 95)) -> dict:
         e, n = sum(r.edits for r in rs), sum(r.ref_units for r in rs)
         by_language[lang] = {"metric": rs[0].metric, "value": round(e / n, 4) if n else None, "edits": e,
                              "units": n, "utterances": len(rs)}
+    hint_by_language = {
+        lang: {**pct(vals), "phrases": len(rs), "missing": len(rs) - len(vals)}
+        for lang in sorted({r.language for r in hints})
+        for rs in [[r for r in hints if r.language == lang]]
+        for vals in [[r.hint_s for r in rs if r.hint_s is not None]]
+    }
     return {
         "utterances": len(results),
         "final_s": {**pct(finals), "mean": _mean(finals), "p95_ci": bootstrap_ci(finals, 95),
@@ -244,6 +250,7 @@ def summarise(results: list[UtteranceResult], q=(50, 95)) -> dict:
                             "missing": len(results) - len(firsts)},
         "hint_s": {**pct(hint_vals), "mean": _mean(hint_vals), "phrases": len(hints),
                    "missing": len(hints) - len(hint_vals)},
+        "hint_s_by_language": hint_by_language,
         "errors": scores,
         "errors_by_language": by_language,
         "loops": sum(1 for r in results if r.loop),

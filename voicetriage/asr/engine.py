@@ -110,7 +110,9 @@ class AsrRequest:
     call's earlier finals). ``prompt`` is used only when the decided language
     is ``prompt_language`` (or that is None). ``final`` turns on the decoding
     safeguards (temperature fallback); ``dialect_probe`` runs the
-    Cantonese/Mandarin two-prompt probe when the language is zh.
+    Cantonese/Mandarin two-prompt probe when the language is zh. ``urgent``: a
+    partial asked on a pause (the utterance may be over: a request at its end is
+    heard from it), served before other calls' partials.
     """
 
     audio: np.ndarray
@@ -122,6 +124,7 @@ class AsrRequest:
     prompt_language: str | None = None
     final: bool = False
     dialect_probe: bool = False
+    urgent: bool = False
 
 
 def _round_prob(p: float) -> float:

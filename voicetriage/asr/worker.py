@@ -174,7 +174,7 @@ class InferenceWorker:
 
     # -- worker thread ------------------------------------------------------------
     def _pick(self) -> list[_Job]:
-        """Next batch: finals first, then partials, round-robin over calls."""
+        """Next batch: finals first, then partials (pause partials first), round-robin over calls."""
         candidates: list[_Job] = []
         for call_id in list(self._order):
             q = self._finals.get(call_id)
@@ -182,10 +182,11 @@ class InferenceWorker:
                 candidates.append(q[0])
         if not candidates:
             for call_id in list(self._order):
-                for (cid, _track), job in self._partials.items():
-                    if cid == call_id:
-                        candidates.append(job)
-                        break
+                jobs = [job for (cid, _track), job in self._partials.items() if cid == call_id]
+                if jobs:
+                    candidates.append(next((j for j in jobs if getattr(j.request, "urgent", False)), jobs[0]))
+            # pause partials first (a request at the end of an utterance), round-robin otherwise
+            candidates.sort(key=lambda j: not getattr(j.request, "urgent", False))
         if not candidates:
             return []
         first = candidates[0]

@@ -130,9 +130,12 @@ def render_routing(report: dict[str, Any]) -> str:
         out.append(f"\nRequests for a person on the {rq['clips']} intent-labelled clips ({rq['asking']} asking): "
                    f"missed {len(rq['missed'])} ({', '.join(rq['missed']) or 'none'}), "
                    f"false alarms {len(rq['false_alarms'])} ({', '.join(rq['false_alarms']) or 'none'}), "
+                   f"other human-queue hints {len(rq.get('other_human_hints', []))} "
+                   f"({', '.join(rq.get('other_human_hints', [])) or 'none'}), "
                    f"dialect hints {len(rq['false_dialect_routing'])} "
                    f"({', '.join(rq['false_dialect_routing']) or 'none'}); hint after the request's end: "
-                   + (f"median {d['median']:.2f} s, max {d['max']:.2f} s (n={d['n']})" if d else "-"))
+                   + (f"median {d['median']:.2f} s, max {d['max']:.2f} s (n={d['n']}, "
+                      f"{rq.get('from_partial', 0)} from a partial)" if d else "-"))
     return "\n".join(out) + "\n\n"
 
 

@@ -90,6 +90,7 @@ async def run_clip(
         return run
     observer = _observer_for(clip.id, run.signals, signals_config, policy)
     t_open = time.monotonic()
+    clock = [t_open]  # when the first chunk went out: hints are also timed by the wall clock
 
     def emit(ev: object) -> None:
         if isinstance(ev, Final):
@@ -107,13 +108,16 @@ async def run_clip(
                 "queue": ev.queue, "priority": ev.priority, "confidence": ev.confidence,
                 "rules": list(ev.rules), "time": ev.time, "evidence_time": ev.evidence_time,
                 "since_evidence_s": ev.since_evidence_s,
+                # call time by the wall clock (a hint's own time stops at the last audio
+                # pushed, so one that comes after the audio ended would look early)
+                "heard_at": round((time.monotonic() - clock[0]) * speed, 3) if speed > 0 else None,
             })
 
     session = engine.open_call(CallInfo(call_id=clip.id, platform="eval"), spec, emit, observers=[observer])
     chunk = spec.frame_bytes * spec.sample_rate * frame_ms // 1000
     # pace the audio: `speed` times real time (0: as fast as possible)
     per_chunk = frame_ms / 1000.0 / speed if speed > 0 else 0.0
-    start = time.monotonic()
+    start = clock[0] = time.monotonic()
     for i, off in enumerate(range(0, len(data), chunk)):
         session.push_audio(data[off : off + chunk])
         due = start + (i + 1) * per_chunk

