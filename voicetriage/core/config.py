@@ -109,6 +109,10 @@ class AsrConfig:
     # for the device, 4 on the CPU, 16 on CUDA (voicetriage/asr/device.py)
     max_batch: int = opt(0, min=0, max=256)
     model_cache_dir: str | None = None  # where joined split weights go
+    # encoder rows and greedy decodes of the last reuse_cache pause partials (whose audio
+    # is what the final gets if the pause ends the utterance): that final then costs no
+    # encoder pass and, in the same language, no decode (0: off; CPU only)
+    reuse_cache: int = opt(32, min=0, max=4096)
 
 
 @dataclass(frozen=True)

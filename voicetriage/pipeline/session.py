@@ -14,6 +14,7 @@ digits then queue per call and are applied on the loop in arrival order.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -449,9 +450,14 @@ class CallSession:
         t.partial_at = length
         t.partial_busy = True
         utt, start = seg.active, seg.active_start
-        fut = self._worker.submit(
-            self.info.call_id, t.name, self._request(t, audio.copy(), final=False), final=False
-        )
+        request = self._request(t, audio.copy(), final=False)
+        if paused and pause >= 0.2:
+            # the audio this utterance's final gets if the pause ends it, kept by the
+            # recogniser: that final then reuses the encoder pass and the decode
+            cut = seg.ending_audio().copy()
+            request = dataclasses.replace(request, audio=cut, cache=True)
+            length = len(cut) / TARGET_RATE
+        fut = self._worker.submit(self.info.call_id, t.name, request, final=False)
         task = asyncio.ensure_future(self._on_partial(t, utt, start, length, fut, pause if paused else 0.0))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
