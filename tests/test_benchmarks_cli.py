@@ -18,3 +18,15 @@ def test_experiment_levels_above_the_levels_get_their_own_calls():
     assert calls_needed([1, 4], [1, 8]) == 8
     assert calls_needed([1, 2, 4]) == 4
     assert calls_needed([6], [1, 2]) == 6
+
+
+def test_work_delta_per_final():
+    from benchmarks.driver import _work_delta, _work_line
+
+    before = {"counts": {"finals": 2, "encode": 5, "fallback": 0}, "seconds": {"encode": 1.0}}
+    after = {"counts": {"finals": 6, "encode": 13, "fallback": 2}, "seconds": {"encode": 3.0}}
+    d = _work_delta(before, after)
+    assert d["counts"] == {"finals": 4, "encode": 8, "fallback": 2}
+    assert d["per_final"] == {"encode": 2.0, "fallback": 0.5}
+    assert d["seconds_per_final"] == {"encode": 0.5}
+    assert "encode 2" in _work_line(d) and _work_delta({}, {}) == {}
