@@ -301,9 +301,12 @@ class AsrEngine:
             decodes.append(max(fine or cands, key=lambda d: d.avg_logprob))
         return decodes
 
+    def _loops(self, d: _Decode) -> bool:
+        return d.compression_ratio > self.config.compression_ratio_threshold or _REPEAT.search(d.text) is not None
+
     def _needs_fallback(self, d: _Decode) -> bool:
         c = self.config
-        if d.compression_ratio > c.compression_ratio_threshold or _REPEAT.search(d.text):
+        if self._loops(d):
             return True
         if d.avg_logprob < c.log_prob_threshold:
             # Whisper's own "silence" case: no point sampling noise
@@ -381,9 +384,19 @@ class AsrEngine:
         # at the next temperature, until they pass or the temperatures run out.
         failing = [i for i, r in enumerate(requests) if r.final and self._needs_fallback(best[i])]
         tried: dict[int, list[_Decode]] = {i: [best[i]] for i in failing}
+        # a loop gets every temperature; a decode that is only unsure (low log-probability:
+        # dialect speech the model cannot follow, where more sampling rarely helps) gets the
+        # first fallback_logprob_temperatures of them (benchmarks/decode_cost.py)
+        budget = {i: len(c.temperatures) if self._loops(best[i]) else c.fallback_logprob_temperatures
+                  for i in failing}
+        exhausted: list[int] = []
         for t in c.temperatures:
-            if t <= 0 or not failing:
+            if t <= 0:
                 continue
+            exhausted += [i for i in failing if len(tried[i]) > budget[i]]
+            failing = [i for i in failing if len(tried[i]) <= budget[i]]
+            if not failing:
+                break
             # a prompt that may have led the decoder astray goes (prompt_reset_on_temperature)
             sub_prompts = [self._prompt(langs[i], None) if t >= 0.5 else prompts[i] for i in failing]
             t0 = time.perf_counter()
@@ -397,7 +410,7 @@ class AsrEngine:
                 else:
                     best[i] = d
             failing = still
-        for i in failing:  # all failed: the best-scored decode that is not a loop
+        for i in failing + exhausted:  # all failed: the best-scored decode that is not a loop
             fine = [d for d in tried[i] if not is_loop(d.text, c.compression_ratio_threshold)]
             chosen = max(fine or tried[i], key=lambda d: d.avg_logprob)
             best[i] = _Decode(chosen.text, chosen.ids, chosen.avg_logprob, chosen.no_speech_prob,
