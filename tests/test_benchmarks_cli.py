@@ -30,3 +30,15 @@ def test_work_delta_per_final():
     assert d["per_final"] == {"encode": 2.0, "fallback": 0.5}
     assert d["seconds_per_final"] == {"encode": 0.5}
     assert "encode 2" in _work_line(d) and _work_delta({}, {}) == {}
+
+
+def test_another_checkout_is_served_from_its_own_folder(monkeypatch, tmp_path):
+    """`python -m` puts the working directory first on sys.path: BENCH_SERVER_PYTHONPATH
+    alone, run from this checkout, served this checkout's code."""
+    from benchmarks.systems import VoiceTriage
+
+    monkeypatch.delenv("BENCH_SERVER_PYTHONPATH", raising=False)
+    assert VoiceTriage("x", tmp_path).cwd() is None
+    monkeypatch.setenv("BENCH_SERVER_PYTHONPATH", "/tmp/old")
+    v = VoiceTriage("x", tmp_path)
+    assert v.env() == {"PYTHONPATH": "/tmp/old"} and str(v.cwd()) == "/tmp/old"
