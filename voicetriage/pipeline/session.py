@@ -451,7 +451,7 @@ class CallSession:
         t.partial_busy = True
         utt, start = seg.active, seg.active_start
         request = self._request(t, audio.copy(), final=False)
-        if paused and pause >= 0.2:
+        if paused and pause >= 0.2 and self.asr_config.reuse_cache > 0:
             # the audio this utterance's final gets if the pause ends it, kept by the
             # recogniser: that final then reuses the encoder pass and the decode
             cut = seg.ending_audio().copy()
