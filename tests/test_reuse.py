@@ -123,3 +123,51 @@ def test_a_final_waits_for_its_running_pause_partial():
     order = asyncio.run(main())
     # the second thread was free, but the final started only after the partial ended
     assert order == [("start", False), ("end", False), ("start", True), ("end", True)]
+
+
+async def _call(asr, clip: np.ndarray, reuse: int):
+    from voicetriage.audio import AudioSpec
+    from voicetriage.audio.vad import VadModel
+    from voicetriage.core.config import StreamConfig
+    from voicetriage.core.events import CallInfo, Final, Partial
+    from voicetriage.pipeline.session import CallSession
+
+    worker = InferenceWorker(asr, threads=2)
+    worker.start()
+    events: list = []
+    try:
+        session = CallSession(CallInfo("c"), AudioSpec("pcm16", 16000, 1), worker=worker, vad=VadModel(),
+                              config=StreamConfig(), emit=events.append,
+                              asr_config=dataclasses.replace(asr.config, reuse_cache=reuse))
+        loud = np.flatnonzero(np.abs(clip) > 0.05)
+        clip = clip[: loud[-1] + 1600]  # the clip's own trailing silence would end it while fed at once
+        data = (np.concatenate([clip, np.zeros(16000, np.float32)]) * 32767).astype("<i2").tobytes()
+        speech = len(clip) * 2 // 640 * 640
+        for i in range(0, len(data), 640):
+            if i == speech:  # the partials of the speech are done: the pause will get one
+                while session._tracks["caller"].partial_busy:
+                    await asyncio.sleep(0.01)
+            session.push_audio(data[i : i + 640])
+            # the trailing silence in real time, so the pause partial runs before the final
+            await asyncio.sleep(0.02 if i >= speech else 0)
+        await session.close()
+    finally:
+        worker.stop()
+    return [e for e in events if isinstance(e, Final)], [e for e in events if isinstance(e, Partial)]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("cid", ["cmn_aishell1_S0764W0121", "yue_wsyue_01"])
+def test_a_call_final_reuses_its_pause_partial(base_engine, manifest, cid):
+    clip = _audio(manifest, cid)
+    plain = _fresh(base_engine)
+    finals0, _ = asyncio.run(_call(plain, clip, reuse=0))
+    asr = _fresh(base_engine)
+    finals, partials = asyncio.run(_call(asr, clip, reuse=32))
+    counts = asr.counters.snapshot()["counts"]
+    assert [f.text for f in finals] == [f.text for f in finals0] and finals
+    assert [f.end for f in finals] == [f.end for f in finals0]
+    # the final that ended in the trailing silence took the pause partial's work
+    assert counts["encode_reused"] >= 1 and counts["greedy_reused"] >= 1
+    assert counts["encode"] == counts["partials"] + counts["finals"] - counts["encode_reused"]
+    assert plain.counters.snapshot()["counts"]["encode_reused"] == 0
