@@ -92,6 +92,13 @@ def _parse_kv(items: list[str]) -> tuple[dict, dict]:
     return asr, stream
 
 
+def calls_needed(levels, experiment_levels=()) -> int:
+    """Stitched calls to build: enough for the largest level of either list (the
+    experiments take ``mixed[:n]`` too; building them from ``levels`` alone ran a
+    2-call experiment level on 1 call when ``--levels 1``)."""
+    return max([*levels, *experiment_levels])
+
+
 async def run_benchmark(args: argparse.Namespace) -> dict:
     from voicetriage.asr.registry import resolve_model
 
@@ -109,8 +116,9 @@ async def run_benchmark(args: argparse.Namespace) -> dict:
         "config_defaults": _config_defaults(), "systems": [], "peers": {}, "experiments": [],
     }
     wanted = list(SYSTEMS) if args.systems is None else args.systems
-    mixed = build_calls(max(plan.levels), target_s=args.call_s)
-    english = build_calls(max(plan.levels), languages=("en",), target_s=args.call_s)
+    n_calls = calls_needed(args.levels, args.experiment_levels if args.experiment else ())
+    mixed = build_calls(n_calls, target_s=args.call_s)
+    english = build_calls(n_calls, languages=("en",), target_s=args.call_s)
     results["corpus"] = {
         "description": (
             f"{len(mixed)} stitched calls of ~{args.call_s:.0f} s from real English clips (16 kHz, trimmed to "
@@ -276,4 +284,4 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-__all__ = ["main", "smoke", "run_benchmark"]
+__all__ = ["main", "smoke", "run_benchmark", "calls_needed"]

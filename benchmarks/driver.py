@@ -143,6 +143,9 @@ async def run_level(system: System, calls: list[Call], plan: Plan, log=print) ->
     if "inference_busy_s" in after and "inference_busy_s" in before and usage.wall_s > 0:
         # share of the level's wall time the inference thread spent decoding
         usage_d["inference_busy"] = round((after["inference_busy_s"] - before["inference_busy_s"]) / usage.wall_s, 3)
+    work = _work_delta(before.get("asr_work"), after.get("asr_work"))
+    if work:
+        usage_d["asr_work"] = work
     if lag1:
         # the server's event loop: how late its timer probe fired, and the CPU of its thread
         for q in (50, 99):
@@ -155,10 +158,35 @@ async def run_level(system: System, calls: list[Call], plan: Plan, log=print) ->
     f, p = summary["final_s"], summary["first_partial_s"]
     log(f"  {system.label}: {n:>2} calls  final p50 {_fmt(f['p50'])} p95 {_fmt(f['p95'])} "
         f"(missing {f['missing']})  first text p50 {_fmt(p['p50'])}  hint p50 {_fmt(summary['hint_s']['p50'])}  "
-        f"cpu {res.usage['cpu_cores']:.2f} cores  loop {res.usage.get('loop_cpu_ms_per_audio_s', '-')} ms/s "
+        f"cpu {res.usage['cpu_cores']:.2f} cores {res.usage.get('cpu_s_per_audio_s') or 0:.3f} cpu-s/audio-s  "
+        f"{_work_line(res.usage.get('asr_work'))}loop {res.usage.get('loop_cpu_ms_per_audio_s', '-')} ms/s "
         f"lag p99 {res.usage.get('loop_lag_p99_ms', '-')} ms  infer busy {res.usage.get('inference_busy', '-')}  peak {res.usage['peak_rss_mb']:.0f} MB  "
         f"load {load[0] if load else '?'}  {'ok' if ok else 'OVER'}{'  errors: ' + errors[0] if errors else ''}")
     return res
+
+
+def _work_delta(before: dict | None, after: dict | None) -> dict:
+    """The recogniser's work during a level (/health asr_work, after minus before):
+    counts and seconds per kind, and per final."""
+    if not after or not after.get("counts"):
+        return {}
+    b = before or {}
+    out = {}
+    for part in ("counts", "seconds"):
+        out[part] = {k: round(v - b.get(part, {}).get(k, 0), 4) for k, v in after[part].items()}
+    finals = out["counts"].get("finals", 0)
+    if finals:
+        out["per_final"] = {k: round(v / finals, 3) for k, v in out["counts"].items() if k != "finals" and v}
+        out["seconds_per_final"] = {k: round(v / finals, 4) for k, v in out["seconds"].items() if v}
+    return out
+
+
+def _work_line(w: dict | None) -> str:
+    if not w or "per_final" not in w:
+        return ""
+    pf = w["per_final"]
+    keys = ("encode", "encode_reused", "partials", "greedy_final", "greedy_reused", "fallback", "probe")
+    return "per final " + " ".join(f"{k} {pf.get(k, 0):g}" for k in keys) + "  "
 
 
 def _fmt(v) -> str:

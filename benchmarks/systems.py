@@ -123,10 +123,15 @@ class System:
     def env(self) -> dict[str, str]:
         return {}
 
+    def cwd(self) -> Path | None:
+        """The server's working directory (None: the harness's)."""
+        return None
+
     async def start(self, timeout: float = 180.0) -> None:
         self.port = free_port()
         t0 = time.monotonic()
-        self.server = ServerProcess(self.command(), self.log_dir / f"{self.label.replace(' ', '_')}.log", self.env())
+        self.server = ServerProcess(self.command(), self.log_dir / f"{self.label.replace(' ', '_')}.log", self.env(),
+                                    self.cwd())
         self.server.start()
         await self.server.wait_port(self.port, timeout)
         await self.ready(timeout - (time.monotonic() - t0))
@@ -189,6 +194,12 @@ class VoiceTriage(System):
         # in a `git worktree`) with this harness, to compare versions with one command
         other = os.environ.get("BENCH_SERVER_PYTHONPATH")
         return {"PYTHONPATH": other} if other else {}
+
+    def cwd(self) -> Path | None:
+        # `python -m` puts the working directory first on sys.path: run from this checkout,
+        # the server imported this checkout's voicetriage whatever PYTHONPATH said
+        other = os.environ.get("BENCH_SERVER_PYTHONPATH")
+        return Path(other.split(os.pathsep)[0]) if other else None
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "voicetriage.cli", "serve", "--config", str(self.config_path),

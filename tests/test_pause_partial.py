@@ -124,6 +124,9 @@ class _Segmenter:
     def active_audio(self):
         return self._audio
 
+    def ending_audio(self):  # the speech and a 0.2 s tail (asr.reuse_cache)
+        return self._audio[: int((self.active_speech_s + min(self.trailing_silence_s, 0.2)) * 16000)]
+
 
 class _Recorder:
     def __init__(self):

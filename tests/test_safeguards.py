@@ -102,3 +102,32 @@ def test_dialect_probe_on_zh_finals(base_engine, manifest):
     assert res[1].dialect_probe is None
     en = _audio(manifest, "en_speechrecognition_123")
     assert base_engine.asr.transcribe_batch([AsrRequest(en, final=True, dialect_probe=True)])[0].dialect_probe is None
+
+
+class UnsureModel(LoopingGreedy):
+    """Every decode is plain text with a poor score (dialect speech the model cannot follow)."""
+
+    def generate(self, encoded, prompts, **kw):
+        t = kw.get("sampling_temperature", 0.0)
+        n = kw.get("num_hypotheses", 1)
+        self.calls.append((t, len(prompts), n))
+        return [types.SimpleNamespace(sequences_ids=[list(self._loop)] * n, scores=[-2.0] * n, no_speech_prob=0.01)
+                for _ in prompts]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("budget", [1, 2, 5])
+def test_an_unsure_decode_tries_only_the_first_fallback_temperatures(base_engine, manifest, budget):
+    real = base_engine.asr.model
+    ids = base_engine.asr._tokenizer("zh").encode("一二线城市虽然也处于调整中")
+    fake = UnsureModel(real.model, ids)
+    whisper = types.SimpleNamespace(model=fake, feature_extractor=real.feature_extractor,
+                                    hf_tokenizer=real.hf_tokenizer, max_length=real.max_length)
+    asr = AsrEngine(whisper, base_engine.asr.resolved,
+                    dataclasses.replace(base_engine.asr.config, fallback_logprob_temperatures=budget))
+    final = asr.transcribe_batch([AsrRequest(_audio(manifest, "cmn_aishell1_S0764W0121"), final=True)])[0]
+    tried = [t for t, _, _ in fake.calls if t > 0]
+    assert tried == list(asr.config.temperatures[1 : 1 + budget])
+    assert asr.counters.snapshot()["counts"]["fallback"] == budget
+    # still reported as needing the fallback (the language signal reads temperature > 0)
+    assert final.temperature == tried[-1] > 0 and final.text

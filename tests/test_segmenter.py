@@ -157,3 +157,25 @@ def test_held_gap_neither_ends_nor_starts_an_utterance():
     # nor does a held gap start one: speech-like probabilities inside it are ignored
     seg = Segmenter(cfg, ScriptedVad([0.9] * gap))
     assert seg.feed(np.zeros(gap * WINDOW, dtype=np.float32), hold=True) == [] and seg.active is None
+
+
+def test_ending_audio_is_the_final_audio_once_the_pause_is_long_enough():
+    """What the session sends as a cached pause partial (200 ms into a pause) is
+    exactly the audio of the final when the pause goes on to end the utterance."""
+    probs = [0.0] * windows(0.3) + [0.9] * windows(1.0) + [0.0] * windows(1.0)
+    seg = Segmenter(StreamConfig(), ScriptedVad(probs))
+    audio = np.arange(len(probs) * WINDOW, dtype=np.float32)
+    seen, ended = [], []
+    for i in range(0, len(audio), 320):
+        for ev in seg.feed(audio[i : i + 320]):
+            if isinstance(ev, SpeechEnded):
+                ended.append(ev)
+        if seg.active is not None and seg.trailing_silence_s >= 0.2:
+            seen.append(seg.ending_audio().copy())
+        if seg.active is not None and seg.trailing_silence_s == 0:
+            # no pause: the utterance up to the last window the VAD classified
+            a, cut = seg.active_audio(), seg.ending_audio()
+            assert len(a) - WINDOW < len(cut) <= len(a) and np.array_equal(cut, a[: len(cut)])
+    assert len(ended) == 1 and seen
+    for cut in seen:  # from 200 ms into the pause to its end, the same samples
+        assert np.array_equal(cut, ended[0].audio)

@@ -13,12 +13,14 @@ import logging
 import math
 import os
 import re
+import time
 import zlib
 import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
+from voicetriage.asr.dialect import encoder_rows
 from voicetriage.asr.registry import ResolvedModel, resolve_model
 from voicetriage.core.config import AsrConfig
 from voicetriage.core.errors import ModelError
@@ -112,7 +114,8 @@ class AsrRequest:
     safeguards (temperature fallback); ``dialect_probe`` runs the
     Cantonese/Mandarin two-prompt probe when the language is zh. ``urgent``: a
     partial asked on a pause (the utterance may be over: a request at its end is
-    heard from it), served before other calls' partials.
+    heard from it), served before other calls' partials. ``cache`` (partials):
+    keep this decode for a final of exactly the same audio.
     """
 
     audio: np.ndarray
@@ -125,6 +128,9 @@ class AsrRequest:
     final: bool = False
     dialect_probe: bool = False
     urgent: bool = False
+    # a partial whose audio is what the utterance's final will be if the pause it
+    # stopped at ends it: its encoder row and greedy decode are kept for that final
+    cache: bool = False
 
 
 def _round_prob(p: float) -> float:
@@ -213,6 +219,13 @@ class AsrEngine:
 
         # the dialect classifier, loaded once with the model (refused for another model)
         self.dialect = load_for(config.dialect_classifier, resolved.id, resolved.path) if self.multilingual else None
+        from voicetriage.asr.reuse import ReuseCache, WorkCounters
+
+        self.counters = WorkCounters()
+        # partials' encoder rows and greedy decodes, for the final of the same audio (CPU
+        # only: the rows are read back to host memory)
+        on_cpu = str(getattr(model.model, "device", "cpu")) == "cpu"
+        self._cache = ReuseCache(config.reuse_cache) if config.reuse_cache > 0 and on_cpu else None
 
     @classmethod
     def load(cls, config: AsrConfig) -> "AsrEngine":
@@ -291,21 +304,24 @@ class AsrEngine:
             decodes.append(max(fine or cands, key=lambda d: d.avg_logprob))
         return decodes
 
+    def _loops(self, d: _Decode) -> bool:
+        return d.compression_ratio > self.config.compression_ratio_threshold or _REPEAT.search(d.text) is not None
+
     def _needs_fallback(self, d: _Decode) -> bool:
         c = self.config
-        if d.compression_ratio > c.compression_ratio_threshold or _REPEAT.search(d.text):
+        if self._loops(d):
             return True
         if d.avg_logprob < c.log_prob_threshold:
             # Whisper's own "silence" case: no point sampling noise
             return not d.no_speech_prob > c.no_speech_threshold
         return False
 
-    def _encode(self, audios: list[np.ndarray]):
+    def _encode(self, audios: list[np.ndarray], window: float | None = None):
         import ctranslate2
 
         fe = self.model.feature_extractor
         longest = max(len(a) for a in audios) / SAMPLE_RATE
-        window = self.window_seconds(min(longest, MAX_WINDOW_S))
+        window = window or self.window_seconds(min(longest, MAX_WINDOW_S))
         n = int(window * SAMPLE_RATE)
         feats = []
         for a in audios:
@@ -339,14 +355,9 @@ class AsrEngine:
         if not requests:
             return []
         c = self.config
-        encoded, longest = self._encode([r.audio for r in requests])
-
-        # The detector runs on every item: it is one decoder step, and a forced
-        # language still gets the detector's opinion in its candidates.
-        detections: list[list[tuple[str, float]]] = []
-        if self.multilingual:
-            for row in self.model.model.detect_language(encoded):
-                detections.append([(t[2:-2], float(p)) for t, p in row])
+        kind = "finals" if requests[0].final else "partials"  # the worker never mixes them
+        self.counters.add(kind, len(requests))
+        encoded, longest, detections, entries, keys, window = self._encode_reusing(requests)
         decided: list[tuple[str, float, tuple[tuple[str, float], ...], str]] = []
         for i, r in enumerate(requests):
             if not self.multilingual:
@@ -369,19 +380,31 @@ class AsrEngine:
         # Whisper emits roughly 3-4 tokens per second of speech; capping the output
         # length stops a loop from running to 224 tokens.
         max_len = min(int(24 + 12 * longest), self.model.max_length // 2)
-        best = self._generate(encoded, None, prompts, langs, max_len)
+        best = self._greedy(encoded, requests, prompts, langs, max_len, entries, keys, detections, window)
 
         # faster-whisper's generate_with_fallback, batched: the finals that fail the
         # compression-ratio / log-probability checks are sampled again, together,
         # at the next temperature, until they pass or the temperatures run out.
         failing = [i for i, r in enumerate(requests) if r.final and self._needs_fallback(best[i])]
         tried: dict[int, list[_Decode]] = {i: [best[i]] for i in failing}
+        # a loop gets every temperature; a decode that is only unsure (low log-probability:
+        # dialect speech the model cannot follow, where more sampling rarely helps) gets the
+        # first fallback_logprob_temperatures of them (benchmarks/decode_cost.py)
+        budget = {i: len(c.temperatures) if self._loops(best[i]) else c.fallback_logprob_temperatures
+                  for i in failing}
+        exhausted: list[int] = []
         for t in c.temperatures:
-            if t <= 0 or not failing:
+            if t <= 0:
                 continue
+            exhausted += [i for i in failing if len(tried[i]) > budget[i]]
+            failing = [i for i in failing if len(tried[i]) <= budget[i]]
+            if not failing:
+                break
             # a prompt that may have led the decoder astray goes (prompt_reset_on_temperature)
             sub_prompts = [self._prompt(langs[i], None) if t >= 0.5 else prompts[i] for i in failing]
+            t0 = time.perf_counter()
             again = self._generate(encoded, failing, sub_prompts, [langs[i] for i in failing], max_len, t)
+            self.counters.add("fallback", len(failing), time.perf_counter() - t0)
             still = []
             for i, d in zip(failing, again):
                 tried[i].append(d)
@@ -390,14 +413,18 @@ class AsrEngine:
                 else:
                     best[i] = d
             failing = still
-        for i in failing:  # all failed: the best-scored decode that is not a loop
+        for i in failing + exhausted:  # all failed: the best-scored decode that is not a loop
             fine = [d for d in tried[i] if not is_loop(d.text, c.compression_ratio_threshold)]
             chosen = max(fine or tried[i], key=lambda d: d.avg_logprob)
             best[i] = _Decode(chosen.text, chosen.ids, chosen.avg_logprob, chosen.no_speech_prob,
                               tried[i][-1].temperature, chosen.compression_ratio)
 
+        t0 = time.perf_counter()
         probes = self._dialect_probe(encoded, requests, langs, max_len)
+        self.counters.add("probe", 2 * len(probes), time.perf_counter() - t0)
+        t0 = time.perf_counter()
         dialects = self._dialect_scores(encoded, requests, langs)
+        self.counters.add("dialect", len(dialects), time.perf_counter() - t0)
 
         results = []
         for i, (r, d) in enumerate(zip(requests, best)):
@@ -422,6 +449,80 @@ class AsrEngine:
                 )
             )
         return results
+
+    def _encode_reusing(self, requests: list[AsrRequest]):
+        """Encoder output and detections for a batch; a final whose exact audio a
+        partial encoded just before takes that partial's row and detection from
+        the cache. Returns (encoded, longest s, detections, cache entries, keys, window)."""
+        import ctranslate2
+
+        from voicetriage.asr.reuse import audio_key
+
+        n = len(requests)
+        longest = max(len(r.audio) for r in requests) / SAMPLE_RATE
+        window = self.window_seconds(min(longest, MAX_WINDOW_S))
+        keys = [audio_key(r.audio) for r in requests] if self._cache is not None else [None] * n
+        entries = [self._cache.get(k, window) if self._cache is not None and r.final else None
+                   for k, r in zip(keys, requests)]
+        miss = [i for i, e in enumerate(entries) if e is None]
+        t0 = time.perf_counter()
+        fresh = self._encode([requests[i].audio for i in miss], window)[0] if miss else None
+        self.counters.add("encode", len(miss), time.perf_counter() - t0)
+        self.counters.add("encode_reused", n - len(miss))
+        if len(miss) == n:
+            encoded = fresh
+        else:  # some rows from the cache: one batch of host arrays
+            rows = encoder_rows(fresh) if fresh is not None else None
+            got = dict(zip(miss, rows)) if rows is not None else {}
+            encoded = ctranslate2.StorageView.from_array(np.ascontiguousarray(
+                np.stack([got[i] if entries[i] is None else entries[i].row for i in range(n)])))
+        # The detector runs on every item: it is one decoder step, and a forced
+        # language still gets the detector's opinion in its candidates.
+        detections: list = [e.detection if e is not None else None for e in entries]
+        if self.multilingual:
+            todo = [i for i in range(n) if detections[i] is None]
+            if todo:
+                t0 = time.perf_counter()
+                found = self.model.model.detect_language(fresh if len(todo) == len(miss) and fresh is not None
+                                                         else encoded)
+                if len(found) != len(todo):  # the whole batch was detected
+                    found = [found[i] for i in todo]
+                for i, row in zip(todo, found):
+                    detections[i] = [(t[2:-2], float(p)) for t, p in row]
+                self.counters.add("detect", len(todo), time.perf_counter() - t0)
+        return encoded, longest, detections, entries, keys, window
+
+    def _greedy(self, encoded, requests, prompts, langs, max_len, entries, keys, detections, window):
+        """The greedy decode of every item; a final takes its partial's cached decode
+        (same audio, language, prompt and length cap), and partials are cached."""
+        from voicetriage.asr.reuse import Entry
+
+        n = len(requests)
+        best: list = [None] * n
+        for i, e in enumerate(entries):
+            got = e.decodes.get(tuple(prompts[i])) if e is not None else None
+            # the same cap, or the decode ended (end of text) before either cap: greedy
+            # decoding is deterministic, so a fresh decode would be the same
+            if got is not None and (got[0] == max_len or len(got[1].ids) + len(prompts[i]) + 1 < min(got[0], max_len)):
+                best[i] = got[1]
+        todo = [i for i in range(n) if best[i] is None]
+        if todo:
+            t0 = time.perf_counter()
+            got = self._generate(encoded, None if len(todo) == n else todo, [prompts[i] for i in todo],
+                                 [langs[i] for i in todo], max_len)
+            kind = "greedy_final" if requests[0].final else "greedy_partial"
+            self.counters.add(kind, len(todo), time.perf_counter() - t0)
+            for i, d in zip(todo, got):
+                best[i] = d
+        self.counters.add("greedy_reused", n - len(todo))
+        keep = [i for i, r in enumerate(requests) if r.cache and not r.final]
+        if self._cache is not None and keep:
+            rows = encoder_rows(encoded)
+            if rows is not None:
+                for i in keep:
+                    self._cache.put(keys[i], Entry(window, np.array(rows[i]), detections[i] if self.multilingual
+                                                   else None, {tuple(prompts[i]): (max_len, best[i])}))
+        return best
 
     def _dialect_scores(self, encoded, requests, langs) -> dict[int, tuple[tuple[str, float], ...]]:
         """The dialect classifier's log-probabilities on each zh final (pooled encoder output)."""

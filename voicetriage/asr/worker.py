@@ -58,6 +58,7 @@ class WorkerStats:
     audio_s: float
     max_queue_wait_s: float
     shed_partials: int = 0
+    work: dict = field(default_factory=dict)  # AsrEngine.counters: decodes by kind, and seconds
 
 
 class InferenceWorker:
@@ -87,6 +88,7 @@ class InferenceWorker:
         self._audio = 0.0
         self._max_wait = 0.0
         self._shed = 0
+        self._caching: set[tuple[str, str]] = set()  # tracks whose cached partial is running
         # called on a worker thread after each batch: ([(final, queue wait s)], busy s)
         self.on_batch: Callable[[list[tuple[bool, float]], float], None] | None = None
 
@@ -117,7 +119,12 @@ class InferenceWorker:
                 round(self._audio, 3),
                 round(self._max_wait, 3),
                 self._shed,
+                self._work(),
             )
+
+    def _work(self) -> dict:
+        counters = getattr(self.engine, "counters", None)
+        return counters.snapshot() if counters is not None else {}
 
     def load(self) -> float:
         """Requests waiting (finals and partials) per inference thread: 0 when idle.
@@ -178,7 +185,8 @@ class InferenceWorker:
         candidates: list[_Job] = []
         for call_id in list(self._order):
             q = self._finals.get(call_id)
-            if q:
+            # a final waits while its pause partial (the same audio, kept for it) runs
+            if q and q[0].key not in self._caching:
                 candidates.append(q[0])
         if not candidates:
             for call_id in list(self._order):
@@ -199,6 +207,8 @@ class InferenceWorker:
                 self._finals[job.key[0]].popleft()
             else:
                 del self._partials[job.key]
+                if job.request.cache:
+                    self._caching.add(job.key)
             # served calls go to the back of the rotation
             try:
                 self._order.remove(job.key[0])
@@ -217,7 +227,12 @@ class InferenceWorker:
                 if self._stop and not batch:
                     return
             started = time.monotonic()
+            dropped = [j for j in batch if j.future.cancelled()]
             batch = [j for j in batch if not j.future.cancelled()]
+            if dropped:
+                with self._cond:
+                    self._caching.difference_update(j.key for j in dropped if not j.final)
+                    self._cond.notify_all()
             if not batch:
                 continue
             try:
@@ -229,6 +244,10 @@ class InferenceWorker:
                 results = [e] * len(batch)
             took = time.monotonic() - started
             with self._cond:
+                for j in batch:
+                    if not j.final and j.request.cache:
+                        self._caching.discard(j.key)
+                        self._cond.notify_all()  # its final may go now
                 self._batches += 1
                 self._requests += len(batch)
                 self._busy += took

@@ -84,6 +84,17 @@ class Segmenter:
             return np.zeros(0, dtype=np.float32)
         return self._audio[self._utt_start - self._audio_start :]
 
+    def ending_audio(self) -> np.ndarray:
+        """The audio the utterance in progress gets as its final if its trailing
+        silence goes on to end it: the speech and the same 0.2 s tail a silence end
+        keeps (exactly, once that much silence has passed); without a pause, the
+        audio up to the last window the VAD classified."""
+        if self.active is None:
+            return np.zeros(0, dtype=np.float32)
+        tail = max(1, round(0.2 * RATE / WINDOW))
+        end = (self._windows - self._silence_run + min(self._silence_run, tail)) * WINDOW
+        return self._audio[self._utt_start - self._audio_start : end - self._audio_start]
+
     @property
     def trailing_silence_s(self) -> float:
         """Silence at the end of the utterance in progress (0 outside one)."""

@@ -77,6 +77,10 @@ class AsrConfig:
     no_speech_threshold: float = opt(0.6, min=0, max=1)
     temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     best_of: int = opt(3, min=1, max=10)
+    # a final that fails only the log-probability check (not a loop) tries this many of the
+    # fallback temperatures (loops try them all): on the eval kit's dialect clips the other
+    # four cost a third of a final's CPU and moved CER by under 0.02 (docs/capacity.md)
+    fallback_logprob_temperatures: int = opt(1, min=0, max=10)
     no_repeat_ngram_size: int = opt(0, min=0)
     # prompt a final's decoder with the track's previous final (same language only)
     condition_on_previous_text: bool = False
@@ -109,6 +113,10 @@ class AsrConfig:
     # for the device, 4 on the CPU, 16 on CUDA (voicetriage/asr/device.py)
     max_batch: int = opt(0, min=0, max=256)
     model_cache_dir: str | None = None  # where joined split weights go
+    # encoder rows and greedy decodes of the last reuse_cache pause partials (whose audio
+    # is what the final gets if the pause ends the utterance): that final then costs no
+    # encoder pass and, in the same language, no decode (0: off; CPU only)
+    reuse_cache: int = opt(32, min=0, max=4096)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from voicetriage.core.config import AsrConfig, StreamConfig
 from voicetriage.core.errors import AudioFormatError
 from voicetriage.core.events import DTMF_DIGITS, CallError, CallInfo, CallSummary, Dtmf, Final, Partial
 from voicetriage.pipeline.dsp import DspPool
+from voicetriage.pipeline.requests import build_request
 from voicetriage.pipeline.track import CallObserver, ObserverFactory, language_probability
 from voicetriage.pipeline.track import Track as _Track
 
@@ -393,30 +394,9 @@ class CallSession:
             return self.track_languages[t.name], "client"
         return self.language, self.language_source
 
-    def _prior(self, t: _Track) -> tuple[tuple[str, float], ...]:
-        c = self.asr_config
-        return tuple(
-            (lang, min(c.language_prior_max, 1.0 + c.language_prior_gain * e)) for lang, e in t.evidence.items()
-        )
-
     def _request(self, t: _Track, audio: np.ndarray, final: bool) -> AsrRequest:
-        c = self.asr_config
         forced, source = self._forced(t)
-        if final:
-            language = forced
-            prompt = t.previous if c.condition_on_previous_text else None
-            return AsrRequest(
-                audio, language, language_source=source if forced else None,
-                languages=c.languages, prior=self._prior(t),
-                prompt=prompt[0] if prompt else None, prompt_language=prompt[1] if prompt else None,
-                final=True, dialect_probe=c.dialect_probe and t.probes < c.dialect_probe_finals,
-            )
-        if forced:
-            return AsrRequest(audio, forced, language_source=source, languages=c.languages)
-        return AsrRequest(
-            audio, t.language, language_source="provisional" if t.language else None,
-            languages=c.languages, prior=self._prior(t),
-        )
+        return build_request(t, audio, final, self.asr_config, forced, source)
 
     def _maybe_partial(self, t: _Track) -> None:
         seg = t.segmenter
@@ -447,6 +427,12 @@ class CallSession:
         request = self._request(t, audio.copy(), final=False)
         if paused:  # served before other calls' partials
             request = dataclasses.replace(request, urgent=True)
+            if pause >= 0.2 and self.asr_config.reuse_cache > 0:
+                # the audio this utterance's final gets if the pause ends it, kept by the
+                # recogniser: that final then reuses the encoder pass and the decode
+                cut = seg.ending_audio().copy()
+                request = dataclasses.replace(request, audio=cut, cache=True)
+                length = len(cut) / TARGET_RATE
         fut = self._worker.submit(self.info.call_id, t.name, request, final=False)
         task = asyncio.ensure_future(self._on_partial(t, utt, start, length, fut, pause if paused else 0.0))
         self._pending.add(task)

@@ -270,6 +270,7 @@ class App:
             "queued_partials": stats.queued_partials,
             "shed_partials": stats.shed_partials,
             "inference_busy_s": stats.busy_s,
+            "asr_work": stats.work,  # decodes by kind and their seconds (asr/reuse.py KINDS)
             "errors": dict(sorted(self.errors.items())),
             "connections": sum(self.peers.values()),
             "throttled_s": round(self.throttled_s, 3),
