@@ -208,6 +208,9 @@ def test_classifier_below_the_bound_is_no_dialect_evidence(final):
     assert not route(with_clf) & DIALECT_QUEUES
     assert with_clf[-1].value["cantonese"] < without[-1].value["cantonese"]
     assert with_clf[-1].value["mandarin"] > without[-1].value["mandarin"]
+    # Mandarin-like on both classified dialects counts against Hakka and Minnan too
+    assert with_clf[-1].value["hakka"] < without[-1].value["hakka"]
+    assert with_clf[-1].value["minnan"] < without[-1].value["minnan"]
 
 
 def test_classifier_is_call_level_not_one_final(final):

@@ -351,7 +351,11 @@ class LanguageExtractor:
         if self._clf_s <= 0:
             return {}
         amount = min(self._weight, self.MAX_EVIDENCE) * min(1.0, self._clf_s / CLASSIFIER_FULL_S)
-        return {k: W_CLASSIFIER * amount * _clip(v / self._clf_s, *CLASSIFIER_RANGE) for k, v in self._clf.items()}
+        out = {k: W_CLASSIFIER * amount * _clip(v / self._clf_s, *CLASSIFIER_RANGE) for k, v in self._clf.items()}
+        # Mandarin-like on every classified dialect: against the unclassified ones too
+        # (otherwise pulling Wu back hands its share to Hakka and Minnan)
+        pull = min(0.0, *out.values())
+        return {**out, **{k: pull for k in CHINESE if k != "mandarin" and k not in out}}
 
     def distribution(self) -> dict[str, float]:
         clf = self.classifier_evidence()
