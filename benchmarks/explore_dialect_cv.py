@@ -14,9 +14,9 @@ import sys
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from benchmarks.train_dialect import LABELS, held_out_scores  # noqa: E402
+from benchmarks.train_dialect import LABELS, held_out_scores
 
 
 def main(path: str, settings: list[str]) -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 LABELS = ("mandarin", "cantonese", "wu")
 RATE = 16000
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     W, b = fit((x - mean) / scale, y, sample_weights(y, list(z["g"])), l2)
     meta = {
         "labels": list(LABELS), "model": a.model, "fingerprint": model_fingerprint(engine.resolved.path),
-        "info": {"l2": l2, "threshold": round(thr, 3), "margin": a.margin, "segments": int(len(x)),
+        "info": {"l2": l2, "threshold": round(thr, 3), "margin": a.margin, "segments": len(x),
                  "groups": len(set(z["g"])), "cv": cv,
                  "trained_on": "tuning half of the kit" + (" + generated speech (benchmarks/dialect_data.py)"
                                                            if any(str(g).startswith("extra:") for g in z["g"]) else ""),
