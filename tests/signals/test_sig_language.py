@@ -178,3 +178,57 @@ def test_evidence_is_bounded_so_the_call_can_change_its_mind(final):
     for i in range(12, 20):
         s = ex.on_event(final("佢話冇嘢喺度我哋睇咗", i * 3, i * 3 + 2, logprob=-0.5))
     assert s[0].evidence["label"] == "cantonese"
+
+
+# --- the dialect classifier's margins (Final.dialect_scores) as call-level evidence ---
+
+MANDARIN_TEXTS = ["我的銀行卡被鎖了,輸了三次密碼", "現在取不了錢。", "請問這個月的養老金什麼時候到賬?",
+                  "你們的營業廳在哪裡,週末幾點下班?"]
+
+
+def _calls(final, margins, texts=MANDARIN_TEXTS, cands=CANTONESE_CANDS):
+    return run_all([final(t, 3 * i, 3 * i + 2.5, utterance=i, prob=1.0, logprob=-0.4, candidates=cands,
+                          dialect=m) for i, (t, m) in enumerate(zip(texts, margins))])
+
+
+def test_classifier_margins_past_the_bound_route_to_cantonese(final):
+    sigs = _calls(final, [{"cantonese": 2.0, "wu": -1.0}] * 4)
+    assert sigs[-1].evidence["label"] == "cantonese"
+    assert "cantonese_agent" in route(sigs)
+    assert sigs[-1].evidence["classifier"]["cantonese"] > 0
+
+
+def test_classifier_below_the_bound_is_no_dialect_evidence(final):
+    # Mandarin callers' margins sit below 0 by construction (the bound is above every
+    # cross-validated Mandarin call): margins well below it pull the call back from a
+    # dialect queue that the tone-language doubt alone would have sent it to
+    with_clf = _calls(final, [{"cantonese": -2.5, "wu": -3.0}] * 4)
+    without = _calls(final, [None] * 4)
+    assert "cantonese_agent" in route(without)
+    assert not route(with_clf) & DIALECT_QUEUES
+    assert with_clf[-1].value["cantonese"] < without[-1].value["cantonese"]
+    assert with_clf[-1].value["mandarin"] > without[-1].value["mandarin"]
+    # Mandarin-like on both classified dialects counts against Hakka and Minnan too
+    clf = with_clf[-1].evidence["classifier"]
+    assert clf["hakka"] == clf["minnan"] == min(clf["cantonese"], clf["wu"]) < 0
+
+
+def test_classifier_is_call_level_not_one_final(final):
+    # one final far past the bound among three below it does not make the call Cantonese
+    sigs = _calls(final, [{"cantonese": 2.0, "wu": 0.0}] + [{"cantonese": -1.5, "wu": -2.0}] * 3,
+                  cands=MANDARIN_CANDS)
+    assert not route(sigs) & DIALECT_QUEUES
+    assert sigs[-1].evidence["label"] == "mandarin"
+
+
+def test_classifier_wu_margin_goes_to_wu_only(final):
+    sigs = _calls(final, [{"cantonese": -1.0, "wu": 2.0}] * 4, cands=MANDARIN_CANDS)
+    v = sigs[-1].value
+    assert v["wu"] > v["hakka"] and v["wu"] > v["minnan"] and v["wu"] > v["cantonese"]
+    assert "cantonese_agent" not in route(sigs)
+
+
+def test_a_short_fragment_past_the_bound_counts_little(final):
+    one = run_all([final("好的", 0, 0.6, speech_s=0.5, candidates=MANDARIN_CANDS,
+                         dialect={"cantonese": 2.0, "wu": 2.0})])
+    assert not route(one) & DIALECT_QUEUES

@@ -105,6 +105,19 @@ class DialectClassifier:
                 f"(python -m benchmarks.train_dialect --model {model_id}) or set [asr] dialect_classifier = \"\""
             )
 
+    @property
+    def threshold(self) -> float:
+        """The call-level bound chosen by cross-validation (benchmarks/train_dialect.py): the
+        highest held-out Mandarin call's log-odds for a dialect, plus a margin."""
+        return float(self.info.get("threshold", 0.0))
+
+    def margins(self, features: np.ndarray) -> dict[str, float]:
+        """Per dialect: log-odds over Mandarin minus :attr:`threshold` (> 0: beyond every
+        Mandarin call the classifier was cross-validated on). Mandarin itself is left out."""
+        lp = self.log_probs(features)
+        base = lp.get("mandarin", 0.0)
+        return {k: round(v - base - self.threshold, 3) for k, v in lp.items() if k != "mandarin"}
+
     def log_probs(self, features: np.ndarray) -> dict[str, float]:
         if features.shape != self.mean.shape:
             raise ValueError(f"expected {self.mean.shape[0]} features, got {features.shape}")

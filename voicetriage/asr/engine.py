@@ -525,7 +525,8 @@ class AsrEngine:
         return best
 
     def _dialect_scores(self, encoded, requests, langs) -> dict[int, tuple[tuple[str, float], ...]]:
-        """The dialect classifier's log-probabilities on each zh final (pooled encoder output)."""
+        """The dialect classifier's margins on each zh final (pooled encoder output): per
+        dialect, log-odds over Mandarin minus the classifier's cross-validated threshold."""
         if self.dialect is None:
             return {}
         rows = [i for i, r in enumerate(requests) if r.final and langs[i] == "zh"]
@@ -540,7 +541,7 @@ class AsrEngine:
         for i in rows:
             f = pool(enc[i], len(requests[i].audio))
             if f is not None:
-                out[i] = tuple(self.dialect.log_probs(f).items())
+                out[i] = tuple(self.dialect.margins(f).items())
         return out
 
     def _dialect_probe(self, encoded, requests, langs, max_len) -> dict[int, float]:

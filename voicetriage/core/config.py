@@ -90,8 +90,10 @@ class AsrConfig:
     dialect_probe_finals: int = opt(3, min=0)
     # Mandarin/Cantonese/Wu classifier on the final's pooled encoder output
     # (voicetriage/asr/dialect.py): "auto" the one shipped for the model (none if
-    # none ships), "" off, or a path to a .npz trained for this model (refused otherwise)
-    dialect_classifier: str = "auto"
+    # none ships), "" off, or a path to a .npz trained for this model (refused otherwise).
+    # Off by default: on the tuning half's held-out speakers a real Mandarin call scored
+    # above most Cantonese and Wu calls (docs/signals.md), so it would route Mandarin callers
+    dialect_classifier: str = ""
 
     def __post_init__(self) -> None:
         where = "asr"

@@ -62,7 +62,8 @@ class AsrResult:
     # Cantonese-vs-Mandarin probe: avg log-prob decoded under a Cantonese prompt minus
     # under a Mandarin prompt (None: not run for this utterance)
     dialect_probe: float | None = None
-    # the dialect classifier's log-probabilities (voicetriage/asr/dialect.py), zh finals only
+    # the dialect classifier's margins (voicetriage/asr/dialect.py), zh finals only: per dialect,
+    # log-odds over Mandarin minus its cross-validated threshold (> 0: beyond every Mandarin call)
     dialect_scores: tuple[tuple[str, float], ...] = ()
 
 
@@ -129,7 +130,8 @@ class Final:
     compression_ratio: float = 0.0
     temperature: float = 0.0
     dialect_probe: float | None = None
-    # the dialect classifier's log-probabilities (voicetriage/asr/dialect.py), zh finals only
+    # the dialect classifier's margins (voicetriage/asr/dialect.py), zh finals only: per dialect,
+    # log-odds over Mandarin minus its cross-validated threshold (> 0: beyond every Mandarin call)
     dialect_scores: tuple[tuple[str, float], ...] = ()
 
 

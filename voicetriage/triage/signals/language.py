@@ -18,6 +18,12 @@ call and turned into a distribution with a softmax:
   caller who otherwise speaks Chinese) is evidence for a dialect it was not
   trained on (Wu, Hakka, Minnan) rather than for Mandarin.
 
+* the dialect classifier on the final's Whisper encoder output
+  (voicetriage/asr/dialect.py), as call-level evidence: its margins (log-odds
+  over Mandarin minus a bound set above every cross-validated Mandarin call)
+  are averaged over the caller's finals, and the call's mean moves Cantonese and
+  Wu up only once it is past that bound; below it, it counts against them.
+
 The weights are set by hand from those measurements (not fitted to the
 evaluation set) and are listed in docs/signals.md with the accuracy they give.
 """
@@ -119,6 +125,13 @@ PROBE_BROKEN = 0.8
 # decode falling apart (seen on Wu): no Cantonese evidence, some "cannot follow" evidence
 PROBE_UNSTABLE = 0.45
 W_FOLLOWED = 1.5  # Chinese the model follows cleanly: not Wu/Hakka/Minnan
+
+# dialect classifier (call level): log-odds per unit of the call's mean margin and of
+# utterance evidence, the margin's range, and the voiced seconds after which it counts fully
+W_CLASSIFIER = 1.5
+CLASSIFIER_RANGE = (-3.0, 2.0)
+CLASSIFIER_FULL_S = 4.0
+CLASSIFIED = ("cantonese", "wu")
 
 
 def _clip(x: float, lo: float, hi: float) -> float:
@@ -320,14 +333,43 @@ class LanguageExtractor:
         self._utterances = 0
         self._last_notes: dict[str, object] = {}
         self._now = 0.0
+        # the dialect classifier's margins over the caller's finals: voiced-seconds-weighted sums
+        self._clf = {k: 0.0 for k in CLASSIFIED}
+        self._clf_s = 0.0
 
     def on_audio(self, track: str, samples: np.ndarray, t0: float) -> list[Signal]:
         if track == CALLER:
             self._now = max(self._now, t0 + len(samples) / 16000.0)
         return []
 
+    def classifier_evidence(self) -> dict[str, float]:
+        """Call-level log-odds from the dialect classifier: its mean margin per dialect over the
+        caller's finals (voiced-seconds weighted), clipped, times W_CLASSIFIER per unit of
+        utterance evidence the call holds (so it keeps pace with the per-final cues, and one
+        final far past the bound among finals below it adds nothing). Positive only past the
+        bound set above every cross-validated Mandarin call; below it, against the dialect."""
+        if self._clf_s <= 0:
+            return {}
+        amount = min(self._weight, self.MAX_EVIDENCE) * min(1.0, self._clf_s / CLASSIFIER_FULL_S)
+        out = {k: W_CLASSIFIER * amount * _clip(v / self._clf_s, *CLASSIFIER_RANGE) for k, v in self._clf.items()}
+        # Mandarin-like on every classified dialect: against the unclassified ones too
+        # (otherwise pulling Wu back hands its share to Hakka and Minnan)
+        pull = min(0.0, *out.values())
+        return {**out, **{k: pull for k in CHINESE if k != "mandarin" and k not in out}}
+
     def distribution(self) -> dict[str, float]:
-        return softmax({k: self.prior[k] + self._acc[k] for k in LANGUAGES})
+        clf = self.classifier_evidence()
+        return softmax({k: self.prior[k] + self._acc[k] + clf.get(k, 0.0) for k in LANGUAGES})
+
+    def _add_classifier(self, final: Final) -> None:
+        margins = dict(final.dialect_scores)
+        if not all(k in margins for k in CLASSIFIED):
+            return
+        voiced = final.speech_s if final.speech_s > 0 else final.end - final.start
+        w = _clip(voiced, 0.0, 10.0)
+        for k in CLASSIFIED:
+            self._clf[k] += w * float(margins[k])
+        self._clf_s += w
 
     def on_event(self, event: object) -> list[Signal]:
         if not isinstance(event, Final) or event.track != CALLER:
@@ -346,6 +388,7 @@ class LanguageExtractor:
         for k in LANGUAGES:
             self._acc[k] += ev.weight * ev.scores[k]
         self._weight += ev.weight
+        self._add_classifier(event)
         self._utterances += 1
         if self._first_time is None:
             self._first_time = event.start
@@ -368,6 +411,8 @@ class LanguageExtractor:
                     "label": label,
                     "utterances": self._utterances,
                     "last": ev.notes,
+                    **({"classifier": {k: round(v, 2) for k, v in self.classifier_evidence().items()}}
+                       if self._clf_s > 0 else {}),
                 },
             )
         ]
