@@ -150,9 +150,16 @@ class System:
     async def run_call(self, call: Call, *, chunk_samples: int, drain_s: float, timeout: float) -> CallTrace:
         raise NotImplementedError
 
+    def settings(self) -> dict:
+        """{setting: (value, why)}: what the system runs with and why it is its best here."""
+        return {}
+
     def describe(self) -> dict:
-        return {"system": self.name, "label": self.label, "final": self.final_meaning,
-                "partial": self.partial_meaning, "command": " ".join(self.command())}
+        out = {"system": self.name, "label": self.label, "final": self.final_meaning,
+               "partial": self.partial_meaning, "command": " ".join(self.command())}
+        if self.settings():
+            out["settings"] = {k: {"value": v, "why": why} for k, (v, why) in self.settings().items()}
+        return out
 
 
 class VoiceTriage(System):
