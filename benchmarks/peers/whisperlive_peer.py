@@ -7,6 +7,13 @@ and ``END_OF_AUDIO`` at the end. The server answers ``{"uid", "segments":
 [{start, end, text, completed}]}`` with the last ``send_last_n_segments``
 segments each time.
 
+After a file its own client keeps the connection open until no new text came
+for ``disconnect_if_no_response_for`` (15 s) and only then sends
+``END_OF_AUDIO`` (``TranscriptionTeeClient.play_file``, ``wait_before_disconnect``):
+the server drops audio it has not transcribed when the audio ends. This client
+does the same, the line carrying silence meanwhile, bounded by the benchmark's
+peer timeout.
+
 What its own client shows (``Client.process_segments``, ``write_srt_file``): a
 ``completed`` segment joins the transcript when it starts at or after the end of
 the transcript's last segment; the trailing incomplete segment is the live line,
@@ -34,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 # Client options: the defaults of whisper_live.client.Client/TranscriptionClient 0.10.0
 # (use_vad=True, send_last_n_segments=10, no_speech_thresh=0.45, clip_audio=False,
 # same_output_threshold=10), the language given explicitly.
+QUIET_S = 15.0  # Client.disconnect_if_no_response_for
 CLIENT_DEFAULTS = {"task": "transcribe", "use_vad": True, "send_last_n_segments": 10, "no_speech_thresh": 0.45,
                    "clip_audio": False, "same_output_threshold": 10}
 
@@ -103,6 +111,7 @@ class WhisperLive(System):
                         raise SystemError_(f"WhisperLive refused the call: {msg}")
                 transcript: list[dict] = []  # the client's transcript: its finals
                 last: list[dict | None] = [None]  # the trailing incomplete segment (the live line)
+                changed = [time.monotonic()]  # when the last segment's text last changed
 
                 async def receive() -> None:
                     async for raw in ws:
@@ -113,6 +122,8 @@ class WhisperLive(System):
                         if msg.get("message") == "DISCONNECT":
                             return
                         segs = msg.get("segments") or ()
+                        if segs and (last[0] is None or segs[-1].get("text") != last[0].get("text")):
+                            changed[0] = now
                         for i, seg in enumerate(segs):
                             start, end, text = float(seg["start"]), float(seg["end"]), seg.get("text", "")
                             if i == len(segs) - 1 and not seg.get("completed"):
@@ -125,9 +136,15 @@ class WhisperLive(System):
 
                 rx = asyncio.create_task(receive())
                 await play(trace, ws.send, drain_s=drain_s)
+                # wait_before_disconnect: silence on the line until nothing new for QUIET_S
+                frame, silence = chunk_samples / 16000, bytes(2 * chunk_samples)
+                give_up = trace.audio_done_at + timeout
+                while time.monotonic() - changed[0] < QUIET_S and time.monotonic() < give_up and not rx.done():
+                    await ws.send(silence)
+                    await asyncio.sleep(frame)
                 await ws.send(b"END_OF_AUDIO")
                 try:
-                    await asyncio.wait_for(rx, timeout)
+                    await asyncio.wait_for(rx, 5.0)
                 except asyncio.TimeoutError:
                     pass  # WhisperLive has no end-of-call message; it may just stop talking
                 # write_srt_file: the live line joins the transcript at the end of the audio
