@@ -121,7 +121,7 @@ async def run_benchmark(args: argparse.Namespace) -> dict:
         "run_id": run_id, "mode": "full", "machine": machine.describe(),
         "plan": {**plan.__dict__, "peer_levels": list(args.peer_levels), "peer_timeout_s": args.peer_timeout,
                  "peer_language": peer_language(args.calls, args.peer_language) or "auto",
-                 "peer_model": args.peer_model},
+                 "peer_model": args.peer_model, "peer_speed": args.peer_speed},
         "config_defaults": _config_defaults(), "systems": [], "peers": {}, "experiments": [],
     }
     wanted = list(SYSTEMS) if args.systems is None else args.systems
@@ -157,6 +157,9 @@ async def run_benchmark(args: argparse.Namespace) -> dict:
                                            "status": f"could not run: {results['peers'][name]['detail']}"})
                 continue
             system = _peer(name, log_dir, peer_model_dir, args.calls, lang, args.peer_model)
+            if args.peer_speed != 1.0:
+                system.speed = args.peer_speed
+                system.label += f" (audio at {args.peer_speed:g}x real time: latency not comparable)"
             # peers run every peer level (to show growth even past their capacity), and get
             # at most peer_timeout s after the end of the audio to deliver what they still owe
             sys_plan = Plan(**{**plan.__dict__, "levels": peer_levels, "stop_after_fail": False,
@@ -258,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
                         "'auto': they detect it)")
     r.add_argument("--peer-model", choices=("base", "tiny.en"), default="base",
                    help="weights the peers run, from voicetriage's registry (default base, as ours)")
+    r.add_argument("--peer-speed", type=float, default=1.0,
+                   help="pace of the peers' audio (default 1: real time); below 1 a diagnostic on a loaded "
+                        "host: does the peer hear every word given more CPU per audio second? (its latencies "
+                        "are then not comparable)")
     r.add_argument("--peer-timeout", type=float, default=20.0,
                    help="seconds a peer gets after the end of a call's audio (default 20)")
     r.add_argument("--call-s", type=float, default=30.0, help="length of each stitched call (default 30 s)")

@@ -93,7 +93,7 @@ class WhisperStreaming(System):
                                              msg.get("text", ""), True, key=str(n[0])))
 
                 rx = asyncio.create_task(receive())
-                await play(trace, ws.send, drain_s=drain_s)
+                await play(trace, ws.send, drain_s=drain_s, speed=self.speed)
                 await ws.send("END")
                 try:
                     await asyncio.wait_for(rx, timeout)

@@ -135,13 +135,13 @@ class WhisperLive(System):
                                 trace.obs.append(Obs(now, "final", start, end, text, True, key=seg["start"]))
 
                 rx = asyncio.create_task(receive())
-                await play(trace, ws.send, drain_s=drain_s)
+                await play(trace, ws.send, drain_s=drain_s, speed=self.speed)
                 # wait_before_disconnect: silence on the line until nothing new for QUIET_S
                 frame, silence = chunk_samples / 16000, bytes(2 * chunk_samples)
                 give_up = trace.audio_done_at + timeout
                 while time.monotonic() - changed[0] < QUIET_S and time.monotonic() < give_up and not rx.done():
                     await ws.send(silence)
-                    await asyncio.sleep(frame)
+                    await asyncio.sleep(frame / self.speed)
                 await ws.send(b"END_OF_AUDIO")
                 try:
                     await asyncio.wait_for(rx, 5.0)

@@ -171,7 +171,7 @@ class WhisperLiveKit(System):
                         last_buffer[0] = buf
 
                 rx = asyncio.create_task(receive())
-                await play(trace, ws.send, drain_s=drain_s)
+                await play(trace, ws.send, drain_s=drain_s, speed=self.speed)
                 await ws.send(b"")
                 try:
                     await asyncio.wait_for(rx, timeout)
