@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from .analysis import CallTrace, committed_transcript
 from .corpus import Call
-from .scoring import error_counts
+from .scoring import error_counts, units
+from voicetriage.evaluation.textnorm import edit_distance
 
 # a streamed transcript may be this much worse (absolute error rate, against the
 # reference) than the same system's offline transcript before its latency is flagged
@@ -56,15 +57,22 @@ def check(streamed: dict, offline_text: str, call: Call, *, max_gap: float = MAX
     """Streamed (a :func:`call_record`) against the offline transcript of the same call.
 
     ``passed``: the streamed error against the reference is at most ``max_gap`` above
-    the offline one's. ``vs_offline``: the streamed transcript scored with the offline
-    one as the reference (how far streaming moved the words).
+    the offline one's. ``streamed_vs_offline``: the streamed transcript scored with the
+    offline one as the reference (how far streaming moved the words);
+    ``streamed_vs_offline_prefix``: the same against only as much of the offline
+    transcript as the streamed one is long, so words never delivered (a system that fell
+    behind and stopped at the end of the call) are told apart from wrong ones.
     """
     lang = call_language(call)
     off = score(reference(call), offline_text, lang)
     vs = score(offline_text, streamed["transcript"], lang)
+    hyp_u, off_u = units(streamed["transcript"], lang), units(offline_text, lang)
+    prefix = off_u[:len(hyp_u)]
+    pre = {"value": round(edit_distance(prefix, hyp_u) / len(prefix), 4) if prefix else None,
+           "edits": edit_distance(prefix, hyp_u), "units": len(prefix), "undelivered_units": len(off_u) - len(prefix)}
     gap = None if streamed["value"] is None or off["value"] is None else round(streamed["value"] - off["value"], 4)
     return {"call": call.id, "metric": metric(call), "streamed": {k: streamed[k] for k in ("value", "edits", "units")},
-            "offline": off, "streamed_vs_offline": vs, "gap": gap, "max_gap": max_gap,
+            "offline": off, "streamed_vs_offline": vs, "streamed_vs_offline_prefix": pre, "gap": gap, "max_gap": max_gap,
             "passed": gap is not None and gap <= max_gap,
             "streamed_transcript": streamed["transcript"], "offline_transcript": offline_text}
 

@@ -250,18 +250,20 @@ def peer_settings_md(results: dict) -> list[str]:
            "worse than offline; otherwise its latencies are not comparable (a harness fault until shown "
            "otherwise). WER for English-only calls; MER for calls with Chinese (Chinese characters and English "
            "words as units).", "",
-           "| peer | call | streamed vs reference | own offline vs reference | streamed vs own offline | check |",
-           "|---|---|---:|---:|---:|---|"]
+           "| peer | call | streamed vs reference | own offline vs reference | streamed vs own offline | "
+           "streamed vs as much of own offline (units never delivered) | check |",
+           "|---|---|---:|---:|---:|---:|---|"]
     for s in peers:
         c = s.get("accuracy_check")
         if not c:
             continue
         if c.get("error"):
-            out.append(f"| {s['label']} | {c.get('call', '–')} | – | – | – | failed: {c['error']} |")
+            out.append(f"| {s['label']} | {c.get('call', '–')} | – | – | – | – | failed: {c['error']} |")
             continue
-        m = c["metric"].upper()
+        m, pre = c["metric"].upper(), c.get("streamed_vs_offline_prefix") or {}
         out.append(f"| {s['label']} | {c['call']} | {m} {_f(c['streamed']['value'], 3)} | "
                    f"{m} {_f(c['offline']['value'], 3)} | {m} {_f(c['streamed_vs_offline']['value'], 3)} | "
+                   f"{m} {_f(pre.get('value'), 3)} ({pre.get('undelivered_units', '–')}) | "
                    f"{'checked' if c['passed'] else 'NOT comparable'} |")
     for s in peers:
         if not s.get("settings"):

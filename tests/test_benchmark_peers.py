@@ -168,6 +168,11 @@ def test_check_flags_a_streamed_transcript_far_from_its_offline_one():
     bad = {"transcript": "", "value": 1.0, "edits": 8, "units": 8}
     res = check(bad, "I want to talk to a real person.", call)
     assert not res["passed"] and res["gap"] == 1.0
+    # fell behind: the words it delivered are right, the rest never came
+    short = {"transcript": "I want to talk", "value": 0.5, "edits": 4, "units": 8}
+    res = check(short, "I want to talk to a real person.", call)
+    assert not res["passed"] and res["streamed_vs_offline_prefix"] == {"value": 0.0, "edits": 0, "units": 4,
+                                                                        "undelivered_units": 4}
 
 
 def test_mixed_calls_count_chinese_characters_and_english_words():
@@ -189,9 +194,11 @@ def test_report_prints_each_peers_settings_and_check():
         "settings": {"language": {"value": "en", "why": "given explicitly"}},
         "accuracy_check": {"call": "bench-000", "metric": "wer", "streamed": {"value": 0.1},
                            "offline": {"value": 0.05}, "streamed_vs_offline": {"value": 0.08},
+                           "streamed_vs_offline_prefix": {"value": 0.02, "undelivered_units": 3},
                            "passed": True, "max_gap": 0.1},
     }]}
     md = "\n".join(peer_settings_md(results))
     assert "## Peers: settings and accuracy check" in md
     assert "`language` = `en`: given explicitly" in md
-    assert "| WhisperLive 0.10.0 base en int8 | bench-000 | WER 0.100 | WER 0.050 | WER 0.080 | checked |" in md
+    assert ("| WhisperLive 0.10.0 base en int8 | bench-000 | WER 0.100 | WER 0.050 | WER 0.080 | WER 0.020 (3) "
+            "| checked |") in md

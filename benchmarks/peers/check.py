@@ -60,7 +60,9 @@ async def offline_check(peer: str, model_dir: Path, language: str | None, call: 
     res["offline_options"] = off.get("options")
     res["offline_seconds"] = off.get("seconds")
     log(f"  {peer} on {call.id}: {res['metric'].upper()} streamed {res['streamed']['value']} offline "
-        f"{res['offline']['value']} (streamed vs offline {res['streamed_vs_offline']['value']}): "
+        f"{res['offline']['value']} (streamed vs offline {res['streamed_vs_offline']['value']}, vs its first "
+        f"{res['streamed_vs_offline_prefix']['units']} units {res['streamed_vs_offline_prefix']['value']}, "
+        f"{res['streamed_vs_offline_prefix']['undelivered_units']} never delivered): "
         f"{'checked' if res['passed'] else 'FAILED: latency not comparable'}")
     return res
 
