@@ -58,7 +58,9 @@ def ratios(results: dict) -> list[dict]:
         if peer["system"] == "voicetriage" or not peer.get("levels"):
             continue
         o1, p1 = level_at(ours, 1), level_at(peer, 1)
-        row = {"peer": peer["label"], "ours": ours["label"]}
+        chk = peer.get("accuracy_check")
+        label = peer["label"] if not chk or chk.get("passed") else f"{peer['label']} (accuracy check failed: not comparable)"
+        row = {"peer": label, "ours": ours["label"], "checked": bool(chk and chk.get("passed"))}
         if o1 and p1:
             for key, field in (("final_p50", ("final_s", "p50")), ("final_p95", ("final_s", "p95")),
                                ("first_text_p50", ("first_partial_s", "p50"))):
