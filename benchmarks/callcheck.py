@@ -53,7 +53,8 @@ def call_record(trace: CallTrace) -> dict:
             "reference": reference(trace.call), **score(reference(trace.call), hyp, lang)}
 
 
-def check(streamed: dict, offline_text: str, call: Call, *, max_gap: float = MAX_GAP) -> dict:
+def check(streamed: dict, offline_text: str, call: Call | None, *, max_gap: float = MAX_GAP,
+          language: str | None = None, ref: str | None = None) -> dict:
     """Streamed (a :func:`call_record`) against the offline transcript of the same call.
 
     ``passed``: the streamed error against the reference is at most ``max_gap`` above
@@ -63,18 +64,61 @@ def check(streamed: dict, offline_text: str, call: Call, *, max_gap: float = MAX
     transcript as the streamed one is long, so words never delivered (a system that fell
     behind and stopped at the end of the call) are told apart from wrong ones.
     """
-    lang = call_language(call)
-    off = score(reference(call), offline_text, lang)
+    lang = language or call_language(call)
+    ref = ref if ref is not None else reference(call)
+    off = score(ref, offline_text, lang)
     vs = score(offline_text, streamed["transcript"], lang)
     hyp_u, off_u = units(streamed["transcript"], lang), units(offline_text, lang)
     prefix = off_u[:len(hyp_u)]
     pre = {"value": round(edit_distance(prefix, hyp_u) / len(prefix), 4) if prefix else None,
            "edits": edit_distance(prefix, hyp_u), "units": len(prefix), "undelivered_units": len(off_u) - len(prefix)}
     gap = None if streamed["value"] is None or off["value"] is None else round(streamed["value"] - off["value"], 4)
-    return {"call": call.id, "metric": metric(call), "streamed": {k: streamed[k] for k in ("value", "edits", "units")},
+    return {"call": call.id if call else streamed.get("call"), "metric": "wer" if lang == "en" else "mer",
+            "streamed": {k: streamed[k] for k in ("value", "edits", "units")},
             "offline": off, "streamed_vs_offline": vs, "streamed_vs_offline_prefix": pre, "gap": gap, "max_gap": max_gap,
             "passed": gap is not None and gap <= max_gap,
             "streamed_transcript": streamed["transcript"], "offline_transcript": offline_text}
 
 
-__all__ = ["call_record", "check", "reference", "metric", "call_language", "score", "MAX_GAP"]
+def recheck(path: str) -> list[dict]:
+    """The accuracy checks of a results JSON, recomputed from its stored transcripts (runs
+    written before a field of the check existed get it too)."""
+    import json
+
+    out = []
+    for s in json.load(open(path, encoding="utf-8"))["systems"]:
+        c, lv = s.get("accuracy_check"), next((x for x in s.get("levels", []) if x["calls"] == 1), None)
+        if not c or c.get("error") or not lv or not lv.get("calls_text"):
+            continue
+        rec = lv["calls_text"][0]
+        res = check(rec, c["offline_transcript"], None, language="en" if rec["metric"] == "wer" else "cmn",
+                    ref=rec["reference"])
+        out.append({"label": s["label"], "load": (lv.get("load_average") or [None])[0],
+                    "cpu_cores": lv["usage"]["cpu_cores"], **res})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.callcheck RESULTS.json ...``: the peers' accuracy checks as a table."""
+    import sys
+
+    paths = sys.argv[1:] if argv is None else argv
+    print("| run | peer | load | server CPU cores | streamed vs ref | own offline vs ref | streamed vs own "
+          "offline | delivered vs as much of own offline (units never delivered) | check |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    for p in paths:
+        for r in recheck(p):
+            m, pre = r["metric"].upper(), r["streamed_vs_offline_prefix"]
+            v = "–" if pre["value"] is None else f"{pre['value']:.3f}"
+            print(f"| {p.rsplit('/', 1)[-1]} | {r['label']} | {r['load']} | {r['cpu_cores']} | "
+                  f"{m} {r['streamed']['value']:.3f} | {m} {r['offline']['value']:.3f} | "
+                  f"{m} {r['streamed_vs_offline']['value']:.3f} | {m} {v} over {pre['units']} ({pre['undelivered_units']}) | "
+                  f"{'checked' if r['passed'] else 'NOT comparable'} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+__all__ = ["recheck", "main", "call_record", "check", "reference", "metric", "call_language", "score", "MAX_GAP"]
