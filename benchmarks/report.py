@@ -197,8 +197,12 @@ def markdown(results: dict) -> str:
         lines += ["", "## Peers: installation", ""]
         for name, p in peers.items():
             v = ", ".join(f"{k} {x}" for k, x in (p.get("versions") or {}).items())
+            inst = p.get("install") or {}
+            first = f"`pip install {' '.join(inst['first'])}` then " if inst.get("first") else ""
+            plan = (f" Install: {first}`pip install --no-deps {inst['package']}` then "
+                    f"`pip install {' '.join(inst.get('deps', []))}`." if inst else "")
             lines.append(f"- **{name}**: {'installed' if p['ok'] else 'NOT RUNNABLE'}: {p['detail']}. {v}. "
-                         f"{p.get('notes', '')}")
+                         f"{p.get('notes', '')}.{plan}")
     exps = results.get("experiments") or []
     if exps:
         lines += ["", "## Configuration experiments (ours)", "",
