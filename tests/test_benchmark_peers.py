@@ -157,7 +157,7 @@ def test_whisper_streaming_transcript_is_its_committed_pieces(tmp_path):
     peer, trace = asyncio.run(main())
     assert trace.error is None and trace.transcript == "One, two, three."
     assert call_record(trace)["value"] == 0.0
-    assert peer.command()[-1] == "en"
+    assert peer.command()[-2:] == ["en", "1.0"]
 
 
 def test_check_flags_a_streamed_transcript_far_from_its_offline_one():

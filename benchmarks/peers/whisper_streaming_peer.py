@@ -64,7 +64,7 @@ class WhisperStreaming(System):
 
     def command(self) -> list[str]:
         return [str(venv_python("whisper-streaming")), str(HERE / "whisper_streaming_server.py"),
-                str(self.port), str(self.model_dir), self.language or "auto"]
+                str(self.port), str(self.model_dir), self.language or "auto", str(self.speed)]
 
     def env(self) -> dict[str, str]:
         return {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "2"}

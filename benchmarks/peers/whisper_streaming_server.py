@@ -15,8 +15,8 @@ processing; if the processing takes longer, it processes the whole segment that
 was received by this time"), so a slow pass never leaves a queue of one-second
 chunks behind it.
 
-Runs inside the peer's venv: ``python whisper_streaming_server.py PORT MODEL_DIR LANGUAGE``
-(``auto``: detect it) with the settings of whisper_streaming_peer.settings().
+Runs inside the peer's venv: ``python whisper_streaming_server.py PORT MODEL_DIR LANGUAGE [SPEED]``
+(``auto``: detect it; SPEED: the client's audio pace, 1 = real time) with the settings of whisper_streaming_peer.settings().
 """
 
 import json
@@ -44,6 +44,10 @@ PROMPT_CHARS = 200  # ufal OnlineASRProcessor.prompt(): a 200-character suffix o
 TRIM_S = 15  # ufal --buffer_trimming_sec default
 PORT, MODEL_DIR = int(sys.argv[1]), sys.argv[2]
 LANGUAGE = None if len(sys.argv) < 4 or sys.argv[3] == "auto" else sys.argv[3]
+# the processor stops when no audio came for this long; slower than real time
+# (--peer-speed), one MIN_CHUNK_S takes longer to arrive, so the wait grows with it
+SPEED = float(sys.argv[4]) if len(sys.argv) > 4 else 1.0
+RECEIVER_TIMEOUT_S = 3.0 / SPEED
 
 
 class SocketReceiver(AudioReceiver):
@@ -97,7 +101,7 @@ def handler(ws):
     sender = SocketSender(ws)
     processor = ASRProcessor(
         processor_config=ASRProcessor.ProcessorConfig(
-            sampling_rate=RATE, prompt_size=PROMPT_CHARS, audio_receiver_timeout=3.0,
+            sampling_rate=RATE, prompt_size=PROMPT_CHARS, audio_receiver_timeout=RECEIVER_TIMEOUT_S,
             # the package implements only time trimming (its SentenceTrimming raises)
             audio_trimming=TimeTrimming(seconds=TRIM_S), language=LANGUAGE,
         ),
