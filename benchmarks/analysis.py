@@ -65,6 +65,9 @@ class CallTrace:
     audio_done_at: float = 0.0
     closed_at: float = 0.0
     server_info: dict = field(default_factory=dict)
+    # the whole-call transcript as the system's own client shows it at the end (None:
+    # the committed observations in order, see committed_transcript)
+    transcript: str | None = None
 
     def wall_of_sample(self, index: int) -> float:
         """When the chunk that carries sample ``index`` was sent."""
@@ -137,7 +140,9 @@ def attribute(trace: CallTrace) -> list[list[Obs]]:
     return per
 
 
-def _committed_text(obs: list[Obs]) -> str:
+def committed_transcript(obs: list[Obs]) -> str:
+    """The committed text of ``obs`` in time order, a later text with the same key replacing
+    the earlier one."""
     latest: dict[str, Obs] = {}
     order: list[str] = []
     for i, o in enumerate(obs):
@@ -181,7 +186,7 @@ def analyse(trace: CallTrace) -> list[UtteranceResult]:
         if u.human_request:
             after = [o.t for o in hints if o.t >= onset]
             hint = (min(after) - end) if after else None
-        hyp = _committed_text(obs)
+        hyp = committed_transcript(obs)
         edits, n = error_counts(u.transcript, hyp, u.language)
         out.append(
             UtteranceResult(
@@ -276,4 +281,5 @@ def _mean(xs):
     return round(float(np.mean(xs)), 4) if xs else None
 
 
-__all__ = ["bootstrap_ci", "Obs", "CallTrace", "UtteranceResult", "analyse", "summarise", "attribute", "END_TOLERANCE_S"]
+__all__ = ["bootstrap_ci", "Obs", "CallTrace", "UtteranceResult", "analyse", "summarise", "attribute", "committed_transcript",
+           "END_TOLERANCE_S"]

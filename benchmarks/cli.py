@@ -18,6 +18,7 @@ import wave
 from pathlib import Path
 
 from . import machine, report
+from .report import level_at
 from .corpus import CorpusError, build_calls, cache_dir, smoke_call
 from .driver import Plan, run_system
 from .systems import VoiceTriage
@@ -50,20 +51,33 @@ def _ours(name: str, log_dir: Path, stream: dict | None = None, asr: dict | None
                        stream=stream, asr=asr)
 
 
-def _peer(name: str, log_dir: Path, model_dir: Path, calls: str = "mixed"):
+def peer_language(calls: str, choice: str | None = None) -> str | None:
+    """The language each peer is told: ``choice`` if given (``auto``: none, they detect it), else
+    English for the English calls and Chinese (``zh``) for the mixed ones, most of whose
+    utterances are Chinese: a Chinese hotline would set it so."""
+    if choice:
+        return None if choice == "auto" else choice
+    return "en" if calls == "english" else "zh"
+
+
+def _peer(name: str, log_dir: Path, model_dir: Path, calls: str = "mixed", language: str | None = None,
+          model: str = "base"):
     suffix = " (English calls)" if calls == "english" else ""
+    tag = f"{model} {language or 'auto'}"
     if name == "whisper-live":
         from .peers.whisperlive_peer import WhisperLive
 
-        return WhisperLive(f"WhisperLive 0.10.0 base int8{suffix}", log_dir, model_dir)
+        return WhisperLive(f"WhisperLive 0.10.0 {tag} int8{suffix}", log_dir, model_dir, language=language)
     if name == "whisperlivekit":
         from .peers.whisperlivekit_peer import WhisperLiveKit
 
-        return WhisperLiveKit(f"WhisperLiveKit 0.2.26 base{suffix}", log_dir, model_dir, _warmup_wav())
+        return WhisperLiveKit(f"WhisperLiveKit 0.2.26 {tag}{suffix}", log_dir, model_dir, _warmup_wav(),
+                              language=language)
     if name == "whisper-streaming":
         from .peers.whisper_streaming_peer import WhisperStreaming
 
-        return WhisperStreaming(f"whisper-streaming 0.1.0 base int8{suffix}", log_dir, model_dir)
+        return WhisperStreaming(f"whisper-streaming 0.1.0 {tag} int8{suffix}", log_dir, model_dir,
+                                language=language)
     raise ValueError(name)
 
 
@@ -112,7 +126,9 @@ async def run_benchmark(args: argparse.Namespace) -> dict:
                 stop_after_fail=args.stop_after_fail)
     results: dict = {
         "run_id": run_id, "mode": "full", "machine": machine.describe(),
-        "plan": {**plan.__dict__, "peer_levels": list(args.peer_levels), "peer_timeout_s": args.peer_timeout},
+        "plan": {**plan.__dict__, "peer_levels": list(args.peer_levels), "peer_timeout_s": args.peer_timeout,
+                 "peer_language": peer_language(args.calls, args.peer_language) or "auto",
+                 "peer_model": args.peer_model, "peer_speed": args.peer_speed},
         "config_defaults": _config_defaults(), "systems": [], "peers": {}, "experiments": [],
     }
     wanted = list(SYSTEMS) if args.systems is None else args.systems
@@ -130,6 +146,8 @@ async def run_benchmark(args: argparse.Namespace) -> dict:
         "english": [c.describe() for c in english[:4]],
     }
     model_dir = resolve_model("base").path
+    peer_model_dir = resolve_model(args.peer_model).path
+    lang = peer_language(args.calls, args.peer_language)
     peer_levels = tuple(args.peer_levels)
     if any(p in wanted for p in PEERS) and args.setup_peers:
         setup_peers([p for p in PEERS if p in wanted])
@@ -137,13 +155,19 @@ async def run_benchmark(args: argparse.Namespace) -> dict:
         if name in PEERS:
             ok, why = check_peer(name)
             st = install_record(name)
+            spec = PEER_SPECS[name]
             results["peers"][name] = {"ok": ok, "detail": why if ok else st.get("detail", why),
-                                      "versions": st.get("versions", {}), "notes": PEER_SPECS[name].notes}
+                                      "versions": st.get("versions", {}), "notes": spec.notes,
+                                      "install": {"package": spec.package, "first": list(spec.first),
+                                                  "deps": list(spec.deps), "no_deps": True}}
             if not ok:
                 results["systems"].append({"system": name, "label": name, "levels": [], "capacity": 0,
                                            "status": f"could not run: {results['peers'][name]['detail']}"})
                 continue
-            system = _peer(name, log_dir, model_dir, args.calls)
+            system = _peer(name, log_dir, peer_model_dir, args.calls, lang, args.peer_model)
+            if args.peer_speed != 1.0:
+                system.speed = args.peer_speed
+                system.label += f" (audio at {args.peer_speed:g}x real time: latency not comparable)"
             # peers run every peer level (to show growth even past their capacity), and get
             # at most peer_timeout s after the end of the audio to deliver what they still owe
             sys_plan = Plan(**{**plan.__dict__, "levels": peer_levels, "stop_after_fail": False,
@@ -158,6 +182,15 @@ async def run_benchmark(args: argparse.Namespace) -> dict:
         res["capacity_open"] = bool(res["levels"]) and res["levels"][-1]["passed"]
         res["calls"] = "english" if calls is english else "mixed"
         results["systems"].append(res)
+        one = level_at(res, 1)
+        if name in PEERS and one and one.get("calls_text"):
+            from .peers.check import offline_check
+
+            # before any latency of the peer is read: its streamed transcript of the first
+            # call against faster-whisper's offline one of the same audio (server stopped)
+            _log(f"== {system.label}: offline check on {calls[0].id}")
+            res["accuracy_check"] = await offline_check(name, peer_model_dir, lang, calls[0],
+                                                        one["calls_text"][0], log_dir, _log)
         if args.offline and name not in PEERS and res["levels"]:
             from .offline import run_offline
 
@@ -231,6 +264,15 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--levels", nargs="+", type=int, default=[1, 2, 4, 6, 8, 12, 16, 24])
     r.add_argument("--peer-levels", nargs="+", type=int, default=[1, 2],
                    help="concurrency levels for the peers (default 1 2: they are far over the limit at 1 already)")
+    r.add_argument("--peer-language",
+                   help="language the peers are told (default: en for --calls english, zh for mixed; "
+                        "'auto': they detect it)")
+    r.add_argument("--peer-model", choices=("base", "tiny.en"), default="base",
+                   help="weights the peers run, from voicetriage's registry (default base, as ours)")
+    r.add_argument("--peer-speed", type=float, default=1.0,
+                   help="pace of the peers' audio (default 1: real time); below 1 a diagnostic on a loaded "
+                        "host: does the peer hear every word given more CPU per audio second? (its latencies "
+                        "are then not comparable)")
     r.add_argument("--peer-timeout", type=float, default=20.0,
                    help="seconds a peer gets after the end of a call's audio (default 20)")
     r.add_argument("--call-s", type=float, default=30.0, help="length of each stitched call (default 30 s)")

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import machine
 from .analysis import CallTrace, analyse, summarise
+from .callcheck import call_record
 from .corpus import Call, smoke_call
 from .procstat import Sampler, rss_bytes, thread_cpu_seconds, tree
 from .systems import System, SystemError_
@@ -50,6 +51,7 @@ class LevelResult:
     passed: bool
     wall_s: float
     load_average: list[float] = field(default_factory=list)
+    calls_text: list[dict] = field(default_factory=list)  # whole-call transcripts (keep_text levels)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -138,6 +140,7 @@ async def run_level(system: System, calls: list[Call], plan: Plan, log=print) ->
             d.pop("reference")
             d.pop("hypothesis")
         utts.append(d)
+    calls_text = [call_record(t) for t in traces] if keep_text else []
     ok = passed(summary, errors, plan.p95_limit_s)
     usage_d = _usage_dict(usage, audio_s, idle)
     if "inference_busy_s" in after and "inference_busy_s" in before and usage.wall_s > 0:
@@ -154,7 +157,7 @@ async def run_level(system: System, calls: list[Call], plan: Plan, log=print) ->
         usage_d["loop_lag_probes"] = int(lag1[-1][1] - dict(lag0 or []).get(float("inf"), 0))
     if loop0 is not None and loop1 is not None and audio_s:
         usage_d["loop_cpu_ms_per_audio_s"] = round(1000 * (loop1 - loop0) / audio_s, 2)
-    res = LevelResult(n, summary, usage_d, errors, utts, ok, round(time.monotonic() - t0, 1), load)
+    res = LevelResult(n, summary, usage_d, errors, utts, ok, round(time.monotonic() - t0, 1), load, calls_text)
     f, p = summary["final_s"], summary["first_partial_s"]
     log(f"  {system.label}: {n:>2} calls  final p50 {_fmt(f['p50'])} p95 {_fmt(f['p95'])} "
         f"(missing {f['missing']})  first text p50 {_fmt(p['p50'])}  hint p50 {_fmt(summary['hint_s']['p50'])}  "

@@ -67,7 +67,9 @@ def ratios(results: dict) -> list[dict]:
         if peer["system"] == "voicetriage" or not peer.get("levels"):
             continue
         o1, p1 = level_at(ours, 1), level_at(peer, 1)
-        row = {"peer": peer["label"], "ours": ours["label"]}
+        chk = peer.get("accuracy_check")
+        label = peer["label"] if not chk or chk.get("passed") else f"{peer['label']} (accuracy check failed: not comparable)"
+        row = {"peer": label, "ours": ours["label"], "checked": bool(chk and chk.get("passed"))}
         if o1 and p1:
             for key, field in (("final_p50", ("final_s", "p50")), ("final_p95", ("final_s", "p95")),
                                ("first_text_p50", ("first_partial_s", "p50"))):
@@ -198,13 +200,18 @@ def markdown(results: dict) -> str:
     for s in results["systems"]:
         if s["system"] != "voicetriage" or s is results["systems"][0]:
             lines.append(f"- **{s['label']}**: final = {s.get('final', '')}; partial = {s.get('partial', '')}.")
+    lines += peer_settings_md(results)
     peers = results.get("peers") or {}
     if peers:
         lines += ["", "## Peers: installation", ""]
         for name, p in peers.items():
             v = ", ".join(f"{k} {x}" for k, x in (p.get("versions") or {}).items())
+            inst = p.get("install") or {}
+            first = f"`pip install {' '.join(inst['first'])}` then " if inst.get("first") else ""
+            plan = (f" Install: {first}`pip install --no-deps {inst['package']}` then "
+                    f"`pip install {' '.join(inst.get('deps', []))}`." if inst else "")
             lines.append(f"- **{name}**: {'installed' if p['ok'] else 'NOT RUNNABLE'}: {p['detail']}. {v}. "
-                         f"{p.get('notes', '')}")
+                         f"{p.get('notes', '')}.{plan}")
     exps = results.get("experiments") or []
     if exps:
         lines += ["", "## Configuration experiments (ours)", "",
@@ -229,6 +236,56 @@ def markdown(results: dict) -> str:
     if results.get("plots"):
         lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in results["plots"]]
     return "\n".join(lines) + "\n"
+
+
+def _check_cell(s: dict) -> str:
+    """'streamed / offline (checked)' whole-call error of a peer's accuracy check, or '–'."""
+    c = s.get("accuracy_check")
+    if not c:
+        return "–"
+    if c.get("error"):
+        return f"check failed: {c['error']}"
+    return (f"{c['metric'].upper()} {_f(c['streamed']['value'], 3)} / {_f(c['offline']['value'], 3)} "
+            f"({'checked' if c['passed'] else 'NOT comparable'})")
+
+
+def peer_settings_md(results: dict) -> list[str]:
+    """Each peer's settings with why, and its accuracy check against its own offline transcript."""
+    peers = [s for s in results["systems"] if s.get("settings") or s.get("accuracy_check")]
+    if not peers:
+        return []
+    out = ["", "## Peers: settings and accuracy check", "",
+           "Each peer runs the settings its own documentation recommends for CPU, with the weights we can "
+           "give it (a local CTranslate2 folder from voicetriage's registry: nothing is downloaded). Before its "
+           "latency is read, its streamed transcript of the first call (as its own client shows it at the end "
+           "of the call) is scored against the reference and against faster-whisper's offline transcript of "
+           "the same audio in the peer's venv, same weights and language (benchmarks/peers/check.py). "
+           "'checked': streamed is at most "
+           f"{_f(next((s['accuracy_check'].get('max_gap') for s in peers if s.get('accuracy_check', {}).get('max_gap') is not None), 0.1), 2)} "
+           "worse than offline; otherwise its latencies are not comparable (a harness fault until shown "
+           "otherwise). WER for English-only calls; MER for calls with Chinese (Chinese characters and English "
+           "words as units).", "",
+           "| peer | call | streamed vs reference | own offline vs reference | streamed vs own offline | "
+           "streamed vs as much of own offline (units never delivered) | check |",
+           "|---|---|---:|---:|---:|---:|---|"]
+    for s in peers:
+        c = s.get("accuracy_check")
+        if not c:
+            continue
+        if c.get("error"):
+            out.append(f"| {s['label']} | {c.get('call', '–')} | – | – | – | – | failed: {c['error']} |")
+            continue
+        m, pre = c["metric"].upper(), c.get("streamed_vs_offline_prefix") or {}
+        out.append(f"| {s['label']} | {c['call']} | {m} {_f(c['streamed']['value'], 3)} | "
+                   f"{m} {_f(c['offline']['value'], 3)} | {m} {_f(c['streamed_vs_offline']['value'], 3)} | "
+                   f"{m} {_f(pre.get('value'), 3)} ({pre.get('undelivered_units', '–')}) | "
+                   f"{'checked' if c['passed'] else 'NOT comparable'} |")
+    for s in peers:
+        if not s.get("settings"):
+            continue
+        out += ["", f"**{s['label']}** settings:", ""]
+        out += [f"- `{k}` = `{v['value']}`: {v['why']}" for k, v in s["settings"].items()]
+    return out
 
 
 def _ci(ci) -> str:
@@ -372,12 +429,13 @@ def readme_section(results: dict, md_rel: str) -> str:
              "",
              "| system | capacity (calls) | final p50 / p95 s (1 call) | final p95 s at capacity | "
              "first text p50 s | CER / WER real time (1 call) | CER / WER offline | CPU s per audio s "
-             "(1 call) | loop ms per call-second | peak RSS MB (1 call) | MB per added call |",
-             "|---|---:|---|---:|---:|---|---|---:|---:|---:|---:|"]
+             "(1 call) | loop ms per call-second | peak RSS MB (1 call) | MB per added call | "
+             "peer check: whole call streamed / own offline |",
+             "|---|---:|---|---:|---:|---|---|---:|---:|---:|---:|---|"]
     for s in results["systems"]:
         lv = level_at(s, 1)
         if not lv:
-            lines.append(f"| {s['label']} | – | {s.get('status', 'not run')} | | | | | | | | |")
+            lines.append(f"| {s['label']} | – | {s.get('status', 'not run')} | | | | | | | | | |")
             continue
         sm, us = lv["summary"], lv["usage"]
         at = level_at(s, s.get("capacity", 0)) if s.get("capacity") else None
@@ -390,7 +448,7 @@ def readme_section(results: dict, md_rel: str) -> str:
             f"{_f(err.get('cer', {}).get('value'), 3)} / {_f(err.get('wer', {}).get('value'), 3)} | "
             f"{_f(off.get('cer', {}).get('value'), 3)} / {_f(off.get('wer', {}).get('value'), 3)} | "
             f"{_f(us['cpu_s_per_audio_s'], 3)} | {_f(loop, 1)} | {_f(us['peak_rss_mb'], 0)} | "
-            f"{_f(s.get('memory_per_call_mb'), 1)} |"
+            f"{_f(s.get('memory_per_call_mb'), 1)} | {_check_cell(s)} |"
         )
     lines += ["",
               "`loop ms per call-second`: the server event-loop thread's CPU per second of audio at the "
@@ -401,8 +459,11 @@ def readme_section(results: dict, md_rel: str) -> str:
               "came while the caller was still speaking). Peers that deliver no final within "
               f"{results['plan'].get('peer_timeout_s', 20):g} s of the call's end show \"no final in time\". "
               "Machines here are shared; read the numbers as ratios within one run. Also in "
-              "`benchmarks/results/`: `english/` (English-only calls, where the peers detect the language at "
-              "once: their best case) and `experiments/` (configuration variants against a same-run baseline).",
+              "`benchmarks/results/`: `english/` (English-only calls: the peers' best case) and `experiments/` "
+              "(configuration variants against a same-run baseline). Peer check: the peer's transcript of one "
+              "whole call against faster-whisper's offline transcript of the same audio with the same weights "
+              "and language ('NOT comparable': its latencies are a harness fault until shown otherwise); each "
+              "peer's settings and why: the full table and README 'What the peers run with'.",
               ""]
     return "\n".join(lines)
 
@@ -420,4 +481,4 @@ def update_readme(results: dict, md_path: Path, readme: Path = README) -> bool:
     return True
 
 
-__all__ = ["write", "markdown", "plots", "ratios", "update_readme", "readme_section", "RESULTS"]
+__all__ = ["peer_settings_md", "write", "markdown", "plots", "ratios", "update_readme", "readme_section", "RESULTS"]

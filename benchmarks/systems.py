@@ -111,6 +111,9 @@ class System:
         self.port = 0
         self.server: ServerProcess | None = None
         self.started_s = 0.0
+        # audio pace: 1.0 is real time; below it, a diagnostic (does the system hear every word
+        # when it has more CPU per audio second?) whose latencies are not comparable
+        self.speed = 1.0
 
     @property
     def pid(self) -> int:
@@ -155,9 +158,16 @@ class System:
     async def run_call(self, call: Call, *, chunk_samples: int, drain_s: float, timeout: float) -> CallTrace:
         raise NotImplementedError
 
+    def settings(self) -> dict:
+        """{setting: (value, why)}: what the system runs with and why it is its best here."""
+        return {}
+
     def describe(self) -> dict:
-        return {"system": self.name, "label": self.label, "final": self.final_meaning,
-                "partial": self.partial_meaning, "command": " ".join(self.command())}
+        out = {"system": self.name, "label": self.label, "final": self.final_meaning,
+               "partial": self.partial_meaning, "command": " ".join(self.command()), "speed": self.speed}
+        if self.settings():
+            out["settings"] = {k: {"value": v, "why": why} for k, (v, why) in self.settings().items()}
+        return out
 
 
 class VoiceTriage(System):
@@ -295,7 +305,7 @@ class VoiceTriage(System):
                             return
 
                 rx = asyncio.create_task(receive())
-                await play(trace, ws.send, drain_s=drain_s)
+                await play(trace, ws.send, drain_s=drain_s, speed=self.speed)
                 await ws.send(json.dumps({"type": "stop"}))
                 await asyncio.wait_for(rx, timeout)
         except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException, SystemError_) as e:
