@@ -25,6 +25,9 @@ from voicetriage.evaluation.textnorm import edit_distance
 # a streamed transcript may be this much worse (absolute error rate, against the
 # reference) than the same system's offline transcript before its latency is flagged
 MAX_GAP = 0.10
+# above this the offline transcript itself is unusable (the weights fail on the call, or a
+# decoding loop): no streamed transcript can be checked against it
+MAX_OFFLINE = 0.5
 
 
 def call_language(call: Call) -> str:
@@ -57,8 +60,8 @@ def check(streamed: dict, offline_text: str, call: Call | None, *, max_gap: floa
           language: str | None = None, ref: str | None = None) -> dict:
     """Streamed (a :func:`call_record`) against the offline transcript of the same call.
 
-    ``passed``: the streamed error against the reference is at most ``max_gap`` above
-    the offline one's. ``streamed_vs_offline``: the streamed transcript scored with the
+    ``passed``: the offline transcript is usable (error at most ``MAX_OFFLINE``) and the
+    streamed error against the reference is at most ``max_gap`` above the offline one's. ``streamed_vs_offline``: the streamed transcript scored with the
     offline one as the reference (how far streaming moved the words);
     ``streamed_vs_offline_prefix``: the same against only as much of the offline
     transcript as the streamed one is long, so words never delivered (a system that fell
@@ -73,11 +76,18 @@ def check(streamed: dict, offline_text: str, call: Call | None, *, max_gap: floa
     pre = {"value": round(edit_distance(prefix, hyp_u) / len(prefix), 4) if prefix else None,
            "edits": edit_distance(prefix, hyp_u), "units": len(prefix), "undelivered_units": len(off_u) - len(prefix)}
     gap = None if streamed["value"] is None or off["value"] is None else round(streamed["value"] - off["value"], 4)
+    usable = off["value"] is not None and off["value"] <= MAX_OFFLINE
     return {"call": call.id if call else streamed.get("call"), "metric": "wer" if lang == "en" else "mer",
             "streamed": {k: streamed[k] for k in ("value", "edits", "units")},
             "offline": off, "streamed_vs_offline": vs, "streamed_vs_offline_prefix": pre, "gap": gap, "max_gap": max_gap,
-            "passed": gap is not None and gap <= max_gap,
+            "passed": usable and gap is not None and gap <= max_gap, "offline_usable": usable,
             "streamed_transcript": streamed["transcript"], "offline_transcript": offline_text}
+
+
+def _verdict(r: dict) -> str:
+    if r.get("offline_usable") is False:
+        return "no check: own offline unusable"
+    return "checked" if r["passed"] else "NOT comparable"
 
 
 def recheck(path: str) -> list[dict]:
@@ -113,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {p.rsplit('/', 1)[-1]} | {r['label']} | {r['load']} | {r['cpu_cores']} | "
                   f"{m} {r['streamed']['value']:.3f} | {m} {r['offline']['value']:.3f} | "
                   f"{m} {r['streamed_vs_offline']['value']:.3f} | {m} {v} over {pre['units']} ({pre['undelivered_units']}) | "
-                  f"{'checked' if r['passed'] else 'NOT comparable'} |")
+                  f"{_verdict(r)} |")
     return 0
 
 
@@ -121,4 +131,4 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-__all__ = ["recheck", "main", "call_record", "check", "reference", "metric", "call_language", "score", "MAX_GAP"]
+__all__ = ["MAX_OFFLINE", "recheck", "main", "call_record", "check", "reference", "metric", "call_language", "score", "MAX_GAP"]

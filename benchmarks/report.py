@@ -246,7 +246,13 @@ def _check_cell(s: dict) -> str:
     if c.get("error"):
         return f"check failed: {c['error']}"
     return (f"{c['metric'].upper()} {_f(c['streamed']['value'], 3)} / {_f(c['offline']['value'], 3)} "
-            f"({'checked' if c['passed'] else 'NOT comparable'})")
+            f"({_verdict(c)})")
+
+
+def _verdict(c: dict) -> str:
+    if c.get("offline_usable") is False:
+        return "no check: own offline unusable"
+    return "checked" if c["passed"] else "NOT comparable"
 
 
 def peer_settings_md(results: dict) -> list[str]:
@@ -263,7 +269,8 @@ def peer_settings_md(results: dict) -> list[str]:
            "'checked': streamed is at most "
            f"{_f(next((s['accuracy_check'].get('max_gap') for s in peers if s.get('accuracy_check', {}).get('max_gap') is not None), 0.1), 2)} "
            "worse than offline; otherwise its latencies are not comparable (a harness fault until shown "
-           "otherwise). WER for English-only calls; MER for calls with Chinese (Chinese characters and English "
+           "otherwise); 'no check': its own offline transcript errs above 0.5, so nothing can be checked "
+           "against it. WER for English-only calls; MER for calls with Chinese (Chinese characters and English "
            "words as units).", "",
            "| peer | call | streamed vs reference | own offline vs reference | streamed vs own offline | "
            "streamed vs as much of own offline (units never delivered) | check |",
@@ -279,7 +286,7 @@ def peer_settings_md(results: dict) -> list[str]:
         out.append(f"| {s['label']} | {c['call']} | {m} {_f(c['streamed']['value'], 3)} | "
                    f"{m} {_f(c['offline']['value'], 3)} | {m} {_f(c['streamed_vs_offline']['value'], 3)} | "
                    f"{m} {_f(pre.get('value'), 3)} ({pre.get('undelivered_units', '–')}) | "
-                   f"{'checked' if c['passed'] else 'NOT comparable'} |")
+                   f"{_verdict(c)} |")
     for s in peers:
         if not s.get("settings"):
             continue

@@ -168,6 +168,9 @@ def test_check_flags_a_streamed_transcript_far_from_its_offline_one():
     bad = {"transcript": "", "value": 1.0, "edits": 8, "units": 8}
     res = check(bad, "I want to talk to a real person.", call)
     assert not res["passed"] and res["gap"] == 1.0
+    # an offline transcript that is itself wrong checks nothing, however close streamed is to it
+    res = check({"transcript": "x", "value": 1.0, "edits": 8, "units": 8}, "noise noise noise", call)
+    assert not res["passed"] and res["offline_usable"] is False
     # fell behind: the words it delivered are right, the rest never came
     short = {"transcript": "I want to talk", "value": 0.5, "edits": 4, "units": 8}
     res = check(short, "I want to talk to a real person.", call)
