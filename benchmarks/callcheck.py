@@ -84,7 +84,8 @@ def check(streamed: dict, offline_text: str, call: Call | None, *, max_gap: floa
             "streamed_transcript": streamed["transcript"], "offline_transcript": offline_text}
 
 
-def _verdict(r: dict) -> str:
+def verdict(r: dict) -> str:
+    """'checked', 'NOT comparable' or 'no check: own offline unusable' for one accuracy check."""
     if r.get("offline_usable") is False:
         return "no check: own offline unusable"
     return "checked" if r["passed"] else "NOT comparable"
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {p.rsplit('/', 1)[-1]} | {r['label']} | {r['load']} | {r['cpu_cores']} | "
                   f"{m} {r['streamed']['value']:.3f} | {m} {r['offline']['value']:.3f} | "
                   f"{m} {r['streamed_vs_offline']['value']:.3f} | {m} {v} over {pre['units']} ({pre['undelivered_units']}) | "
-                  f"{_verdict(r)} |")
+                  f"{verdict(r)} |")
     return 0
 
 

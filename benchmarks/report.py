@@ -7,6 +7,8 @@ import math
 import re
 from pathlib import Path
 
+from .callcheck import verdict
+
 RESULTS = Path(__file__).resolve().parent / "results"
 README = Path(__file__).resolve().parent.parent / "README.md"
 MARKER = "<!-- section:benchmarks -->"
@@ -246,13 +248,7 @@ def _check_cell(s: dict) -> str:
     if c.get("error"):
         return f"check failed: {c['error']}"
     return (f"{c['metric'].upper()} {_f(c['streamed']['value'], 3)} / {_f(c['offline']['value'], 3)} "
-            f"({_verdict(c)})")
-
-
-def _verdict(c: dict) -> str:
-    if c.get("offline_usable") is False:
-        return "no check: own offline unusable"
-    return "checked" if c["passed"] else "NOT comparable"
+            f"({verdict(c)})")
 
 
 def peer_settings_md(results: dict) -> list[str]:
@@ -286,7 +282,7 @@ def peer_settings_md(results: dict) -> list[str]:
         out.append(f"| {s['label']} | {c['call']} | {m} {_f(c['streamed']['value'], 3)} | "
                    f"{m} {_f(c['offline']['value'], 3)} | {m} {_f(c['streamed_vs_offline']['value'], 3)} | "
                    f"{m} {_f(pre.get('value'), 3)} ({pre.get('undelivered_units', '–')}) | "
-                   f"{_verdict(c)} |")
+                   f"{verdict(c)} |")
     for s in peers:
         if not s.get("settings"):
             continue

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import time
-import urllib.request
 from types import SimpleNamespace
 
 import pytest
@@ -27,6 +25,8 @@ from voicetriage.asr.capacity import (
     resolve,
 )
 from voicetriage.core.config import load_config
+
+from test_limits import health  # the /health reader the limits tests use
 
 
 @pytest.mark.parametrize("decode, cores, util, expected", [
@@ -107,14 +107,6 @@ def test_the_real_model_measures_cheaply(tiny_engine):
     cap = measure(tiny_engine.asr)
     assert cap.source == "measured" and cap.max_calls >= 1 and cap.measure_s < 10  # ~1 s; a loaded host is slower
     assert 0 < cap.decode_s_per_audio_s < 1  # tiny.en decodes far faster than real time
-
-
-def health(port):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
 
 
 async def test_health_shows_the_measured_or_configured_limit(tiny_engine, start_server, make_config):
