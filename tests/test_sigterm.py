@@ -65,10 +65,11 @@ async def test_sigterm_flushes_calls_in_flight(manifest, tmp_path):
         stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        line = ""
+        line, seen = "", []
         while not (m := re.search(r"serving model .* on ws://127\.0\.0\.1:(\d+)/", line)):
             line = await asyncio.to_thread(proc.stdout.readline)
             assert line, (tmp_path / "serve.log").read_text()
+            seen.append(line)
         url = f"ws://127.0.0.1:{m.group(1)}/"
         # long enough that every call is mid-speech when the signal comes
         longer = tmp_path / "long.wav"
@@ -92,7 +93,10 @@ async def test_sigterm_flushes_calls_in_flight(manifest, tmp_path):
         results = await asyncio.wait_for(asyncio.gather(*calls), 120)
         await asyncio.wait_for(as_call, 60)
         _, cli_err = await asyncio.wait_for(cli.communicate(), 60)
-        out, _ = await asyncio.to_thread(proc.communicate, timeout=60)
+        # read the rest through the same buffered file: communicate(timeout=...) reads the
+        # pipe's descriptor and loses what readline already buffered (the start lines)
+        out = "".join(seen) + await asyncio.wait_for(asyncio.to_thread(proc.stdout.read), 60)
+        await asyncio.to_thread(proc.wait, 60)
     finally:
         if proc.poll() is None:
             proc.kill()
