@@ -33,9 +33,18 @@ def _call(*utts: tuple[str, str, float, float], seconds: float = 0.6) -> Call:
                 tuple(Utterance(f"c{i}", lang, text, a, b) for i, (lang, text, a, b) in enumerate(utts)))
 
 
-async def _serve(handler):
-    server = await websockets.serve(handler, "127.0.0.1", 0, max_size=None)
-    return server, server.sockets[0].getsockname()[1]
+def _run_against_fake(handler, peer, call: Call):
+    """One call of the peer's client against a scripted fake server on loopback: its trace."""
+    async def main():
+        server = await websockets.serve(handler, "127.0.0.1", 0, max_size=None)
+        try:
+            peer.port = server.sockets[0].getsockname()[1]
+            return await peer.run_call(call, chunk_samples=320, drain_s=0.1, timeout=5)
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    return asyncio.run(main())
 
 
 async def _drain_audio(ws, end_marker) -> None:
@@ -66,18 +75,8 @@ def test_whisperlive_keeps_its_clients_transcript(tmp_path):
             await ws.send(json.dumps({"uid": options["uid"], "segments": segs}))
         await _drain_audio(ws, b"END_OF_AUDIO")
 
-    async def main():
-        server, port = await _serve(handler)
-        try:
-            peer = WhisperLive("wl", tmp_path, tmp_path / "model", language="en")
-            peer.port = port
-            return peer, await peer.run_call(_call(("en", "hello there how are you", 0.0, 2.4)),
-                                             chunk_samples=320, drain_s=0.1, timeout=5)
-        finally:
-            server.close()
-            await server.wait_closed()
-
-    peer, trace = asyncio.run(main())
+    peer = WhisperLive("wl", tmp_path, tmp_path / "model", language="en")
+    trace = _run_against_fake(handler, peer, _call(("en", "hello there how are you", 0.0, 2.4)))
     assert trace.error is None
     assert options["language"] == "en" and options["use_vad"] is True and options["audio_format"] == "int16"
     # completed 'hello there' once; the overlapping one refused; the live line appended at the end
@@ -110,19 +109,9 @@ def test_whisperlivekit_transcript_is_lines_plus_buffer(tmp_path):
         await _drain_audio(ws, b"")
         await ws.send(json.dumps({"type": "ready_to_stop"}))
 
-    async def main():
-        server, port = await _serve(handler)
-        try:
-            peer = WhisperLiveKit("wlk", tmp_path, tmp_path / "model", tmp_path / "warm.wav", language="zh")
-            peer.port = port
-            return peer, await peer.run_call(
-                _call(("cmn", "你好", 0.0, 0.8), ("cmn", "我要转人工谢谢", 1.5, 3.0), seconds=3.2),
-                chunk_samples=320, drain_s=0.1, timeout=5)
-        finally:
-            server.close()
-            await server.wait_closed()
-
-    peer, trace = asyncio.run(main())
+    peer = WhisperLiveKit("wlk", tmp_path, tmp_path / "model", tmp_path / "warm.wav", language="zh")
+    trace = _run_against_fake(handler, peer, _call(("cmn", "你好", 0.0, 0.8), ("cmn", "我要转人工谢谢", 1.5, 3.0),
+                                                   seconds=3.2))
     assert trace.error is None
     assert trace.transcript == "你好 我要转人工 谢谢"
     assert [o.text for o in trace.obs if o.committed] == ["你好", "我要转人工"]
@@ -143,18 +132,8 @@ def test_whisper_streaming_transcript_is_its_committed_pieces(tmp_path):
         await _drain_audio(ws, "END")
         await ws.send(json.dumps({"type": "done"}))
 
-    async def main():
-        server, port = await _serve(handler)
-        try:
-            peer = WhisperStreaming("ws", tmp_path, tmp_path / "model", language="en")
-            peer.port = port
-            return peer, await peer.run_call(_call(("en", "one two three", 0.0, 1.0)), chunk_samples=320,
-                                             drain_s=0.1, timeout=5)
-        finally:
-            server.close()
-            await server.wait_closed()
-
-    peer, trace = asyncio.run(main())
+    peer = WhisperStreaming("ws", tmp_path, tmp_path / "model", language="en")
+    trace = _run_against_fake(handler, peer, _call(("en", "one two three", 0.0, 1.0)))
     assert trace.error is None and trace.transcript == "One, two, three."
     assert call_record(trace)["value"] == 0.0
     assert peer.command()[-2:] == ["en", "1.0"]

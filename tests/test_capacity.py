@@ -26,7 +26,7 @@ from voicetriage.asr.capacity import (
 )
 from voicetriage.core.config import load_config
 
-from test_limits import health  # the /health reader the limits tests use
+from health_reader import read_health as health
 
 
 @pytest.mark.parametrize("decode, cores, util, expected", [

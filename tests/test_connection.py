@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.request
 
 import numpy as np
+from health_reader import read_health
 from websockets.asyncio.client import connect
 
 from voicetriage.core.errors import ProtocolError, VoiceTriageError
@@ -126,8 +126,7 @@ async def run_native(url, audio, call_id):
 
 
 def health(port):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as r:
-        return json.loads(r.read())
+    return read_health(port)[1]
 
 
 async def test_a_formatting_failure_loses_the_event_for_that_peer_only(tiny_engine, start_server, manifest,

@@ -14,7 +14,7 @@ import os
 import wave
 from pathlib import Path
 
-from ..callcheck import check
+from ..callcheck import check, verdict
 from ..corpus import SAMPLE_RATE, Call
 from .setup import venv_python
 
@@ -63,7 +63,7 @@ async def offline_check(peer: str, model_dir: Path, language: str | None, call: 
         f"{res['offline']['value']} (streamed vs offline {res['streamed_vs_offline']['value']}, vs its first "
         f"{res['streamed_vs_offline_prefix']['units']} units {res['streamed_vs_offline_prefix']['value']}, "
         f"{res['streamed_vs_offline_prefix']['undelivered_units']} never delivered): "
-        f"{'checked' if res['passed'] else 'no check: own offline unusable' if not res['offline_usable'] else 'FAILED: latency not comparable'}")
+        f"{verdict(res)}")
     return res
 
 

@@ -7,7 +7,6 @@ test is skipped, naming the Debian package (``.ci/run`` installs them).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -16,10 +15,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from health_reader import read_health
 
 REPO = Path(__file__).resolve().parents[2]
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -109,11 +108,7 @@ class Node:
         return f"ws://127.0.0.1:{self.port}/"
 
     def health(self) -> dict:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=5) as r:
-                return json.load(r)
-        except urllib.error.HTTPError as e:
-            return json.load(e)
+        return read_health(self.port, timeout=5)[1]
 
     def signal(self, sig: int) -> None:
         self.proc.send_signal(sig)
