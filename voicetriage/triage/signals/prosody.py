@@ -141,8 +141,9 @@ NUCLEI_SILENCE_DB = 25.0
 def syllable_nuclei(f0: np.ndarray, db: np.ndarray) -> int:
     """Syllables in a stretch of frames (as from :func:`analyse_frames`), from the audio alone.
 
-    On ../shared/eval the count is 0.93 (Mandarin, 10-90%: 0.79-1.00), 1.00 (Cantonese)
-    and 0.96 (English) of the reference transcript's syllables (docs/signals.md): an
+    Over the clips of ../shared/eval the count is a median 0.92 of the reference
+    transcript's syllables on real Mandarin (0.94 synthetic), 1.04 on Cantonese, 0.97 on
+    English, 0.87 on Wu (``python -m benchmarks.syllable_nuclei``, docs/signals.md): an
     estimate that does not depend on the recogniser following the caller."""
     if len(db) < 3:
         return 0

@@ -95,8 +95,9 @@ HALTING_PAUSE_RATIO = 0.45
 HALTING_MIN_CALL_S = 6.0
 HALTING_MIN_PAUSES = 2
 # how far the audio's syllable-nuclei count can stand in for a transcript the recogniser
-# followed: the 10th percentile of its ratio to the reference syllables on the kit's
-# Mandarin clips (0.79; median 0.93, Cantonese 1.00, English 0.96; docs/signals.md)
+# followed: about the 10th percentile of its ratio to the reference syllables on the kit's
+# Mandarin clips (real 0.73, synthetic 0.85; medians 0.92 / 0.94, Cantonese 1.04,
+# English 0.97: `python -m benchmarks.syllable_nuclei`, docs/signals.md)
 ACOUSTIC_COUNT_QUALITY = 0.8
 
 
