@@ -100,9 +100,17 @@ def test_slow_elderly_caller_reaches_the_senior_team(manifest, final):
     assert senior and "slow_speech" in senior[0].rules and senior[0].time <= 20.0, hints
 
 
-def test_normal_rate_caller_written_with_too_few_characters_is_not_slow(manifest, final):
-    # 11 characters for 19 spoken syllables: 2.8 syl/s from the transcript (slow, at
-    # confidence 0 before), 4.9 from the audio
-    rates, _ = replay(final, audio_of(manifest, "yue_wsyue_08"), CANTONESE_08)
+# wuu_wswu_16: real Wu at a normal rate (17 syllables in 3.0 s voiced); the audio's
+# nuclei merge its connected syllables (9), the transcript has 11 characters
+WU_16 = [(0.344, 4.064, 3.04, "正方柏阳的边阿,转转叠叠", "zh", 0.64, -1.23),
+         (4.312, 5.408, 0.672, "아요", "ko", 0.63, -1.52)]
+
+
+@pytest.mark.parametrize("clip_id, finals, min_rate", [("yue_wsyue_08", CANTONESE_08, 4.0), ("wuu_wswu_16", WU_16, 3.3)])
+def test_normal_rate_caller_the_recogniser_garbles_is_not_slow(manifest, final, clip_id, finals, min_rate):
+    # yue_wsyue_08: 11 characters for 19 spoken syllables, 2.8 syl/s from the transcript
+    # (slow, at confidence 0, before), 4.9 from the audio. wuu_wswu_16: the audio alone
+    # would read 3.0 syl/s, drawn-out; the higher count keeps it at 3.6
+    rates, _ = replay(final, audio_of(manifest, clip_id), finals)
     assert rates and all(s.evidence["slow"] is False for s in rates), [s.evidence for s in rates]
-    assert rates[-1].value > 4.0
+    assert rates[-1].value > min_rate
