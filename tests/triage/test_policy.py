@@ -352,3 +352,15 @@ all = [{ signal = "y", field = "slow", sustain_s = 3.0, max_age_s = 6.0 }]
                 a += every.update(new, now) if new else every.evaluate(now)
                 b += lazy.update(new, now)
             assert [to_message(h) for h in a] == [to_message(h) for h in b]
+
+
+def test_docs_table_names_the_default_rules(default):
+    """docs/policy.md's table of the default policy lists its rules and no other
+    (it listed a `voice_senior` rule long after the policy dropped it)."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "policy.md").read_text(encoding="utf-8")
+    section = doc.split("## The default policy and why", 1)[1].split("\n## ", 1)[0]
+    named = {n for row in re.findall(r"^\| (`[^|]+) \|", section, re.M) for n in re.findall(r"`([a-z_]+)`", row)}
+    assert named == {r.name for r in default.rules}

@@ -252,11 +252,18 @@ class AsrEngine:
             self._tokenizers[language] = tok
         return tok
 
-    def _prompt(self, lang: str, text: str | None) -> list[int]:
+    def _prompt(self, lang: str, text: str | None, hotwords: bool = True) -> list[int]:
         tok = self._tokenizer(lang if self.multilingual else None)
         prompt: list[int] = []
-        if text:
-            prompt = [tok.sot_prev] + tok.encode(" " + text.strip())[-(self.model.max_length // 2 - 1):]
+        half = self.model.max_length // 2 - 1
+        # [asr] hotwords on zh decodes, as faster-whisper places them: before the previous text
+        hot = self.config.hotwords.strip() if hotwords and lang == "zh" and self.multilingual else ""
+        if text or hot:
+            prompt = [tok.sot_prev]
+            if hot:
+                prompt += tok.encode(" " + hot)[:half]
+            if text:
+                prompt += tok.encode(" " + text.strip())[-half:]
         return prompt + tok.sot_sequence + [tok.no_timestamps]
 
     def _generate(self, encoded, rows: list[int] | None, prompts, langs, max_len: int, temperature: float = 0.0):
@@ -552,7 +559,7 @@ class AsrEngine:
             return {}
         texts = [PROBE_PROMPTS["cantonese"], PROBE_PROMPTS["mandarin"]]
         sel = [i for i in rows for _ in texts]
-        prompts = [self._prompt("zh", t) for _ in rows for t in texts]
+        prompts = [self._prompt("zh", t, hotwords=False) for _ in rows for t in texts]
         decodes = self._generate(encoded, sel, prompts, ["zh"] * len(sel), max_len)
         return {
             i: round(decodes[2 * k].avg_logprob - decodes[2 * k + 1].avg_logprob, 4)

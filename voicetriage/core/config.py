@@ -84,6 +84,10 @@ class AsrConfig:
     no_repeat_ngram_size: int = opt(0, min=0)
     # prompt a final's decoder with the track's previous final (same language only)
     condition_on_previous_text: bool = False
+    # words the decoder is primed with on zh decodes, partials and finals (faster-whisper's
+    # `hotwords`: in the previous-text context, before any previous text), e.g.
+    # "转人工 人工服务 真人". Empty: off; measured in README (Triage signals and evaluation).
+    hotwords: str = ""
     # Cantonese-vs-Mandarin two-prompt probe on zh finals (multilingual models only),
     # for the first dialect_probe_finals zh finals of each track (2 extra greedy decodes each)
     dialect_probe: bool = True

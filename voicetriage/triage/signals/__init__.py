@@ -60,7 +60,7 @@ def default_extractors(
     if "speaking_rate" in on:
         # thresholds follow the language signal; without it, Whisper's language code
         chooser = current_language if "language" in on else None
-        out.append(SpeakingRateExtractor(call_id, opts.speaking_rate, chooser))
+        out.append(SpeakingRateExtractor(call_id, opts.speaking_rate, chooser, prosody))
     if "age_band" in on:
         out.append(AgeBandExtractor(call_id, prosody, opts.age_band))
     if "distress" in on:

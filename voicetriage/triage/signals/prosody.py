@@ -130,6 +130,40 @@ def voice_stats(f0: np.ndarray, r: np.ndarray, db: np.ndarray) -> VoiceStats | N
     )
 
 
+# syllable nuclei (de Jong & Wempe 2009, Behav. Res. Methods 41(2), "Praat script to
+# detect syllable nuclei and measure speech rate automatically"): intensity peaks above
+# the stretch's 99th percentile minus 25 dB, set apart from the previous peak by a dip
+# of 2 dB or more, on a voiced frame
+NUCLEI_MIN_DIP_DB = 2.0
+NUCLEI_SILENCE_DB = 25.0
+
+
+def syllable_nuclei(f0: np.ndarray, db: np.ndarray) -> int:
+    """Syllables in a stretch of frames (as from :func:`analyse_frames`), from the audio alone.
+
+    Over the clips of ../shared/eval the count is a median 0.92 of the reference
+    transcript's syllables on real Mandarin (0.94 synthetic), 1.04 on Cantonese, 0.97 on
+    English, 0.87 on Wu (``python -m benchmarks.syllable_nuclei``, docs/signals.md): an
+    estimate that does not depend on the recogniser following the caller."""
+    if len(db) < 3:
+        return 0
+    e = np.convolve(db, np.ones(3) / 3, mode="same")
+    floor = max(float(np.percentile(e, 99)) - NUCLEI_SILENCE_DB, SILENCE_DB)
+    peaks = np.flatnonzero((e[1:-1] > e[:-2]) & (e[1:-1] >= e[2:]) & (e[1:-1] > floor)) + 1
+    kept: list[int] = []
+    for p in peaks:
+        if kept:
+            q = kept[-1]
+            dip = float(e[q : p + 1].min())
+            if not (e[p] - dip >= NUCLEI_MIN_DIP_DB and e[q] - dip >= NUCLEI_MIN_DIP_DB):
+                if e[p] > e[q]:
+                    kept[-1] = int(p)  # the same syllable: keep its higher peak
+                continue
+        kept.append(int(p))
+    voiced = f0 > 0
+    return sum(1 for p in kept if voiced[max(0, p - 1) : p + 2].any())
+
+
 class ProsodyTracker:
     """Frame-level prosody of one call's caller track, computed a little at a time."""
 
@@ -237,4 +271,4 @@ class ProsodyTracker:
         return voice_stats(*frames)
 
 
-__all__ = ["ProsodyTracker", "VoiceStats", "analyse_frames", "voice_stats"]
+__all__ = ["ProsodyTracker", "VoiceStats", "analyse_frames", "syllable_nuclei", "voice_stats"]
