@@ -1,0 +1,73 @@
+"""The pause partial runs its final's fallback and probe ahead (asr.speculate, asr/reuse.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.test_reuse import _audio, _call, _fresh
+from voicetriage.asr.engine import AsrRequest
+
+# Wu, heard as zh by base with an average log-probability under -1.0: the greedy decode
+# fails the check (one fallback temperature) and the track probes
+WU = "wuu_wswu_06"
+
+
+def _delta(asr, before):
+    after = asr.counters.snapshot()["counts"]
+    return {k: after[k] - before.get(k, 0) for k in after}
+
+
+@pytest.mark.model
+def test_final_after_a_speculating_pause_partial_costs_no_decode(base_engine, manifest):
+    audio = _audio(manifest, WU)
+    plain = _fresh(base_engine, reuse_cache=0)
+    expect = plain.transcribe_batch([AsrRequest(audio, final=True, dialect_probe=True)])[0]
+    assert expect.temperature > 0 and expect.language == "zh"  # the clip needs the fallback
+
+    asr = _fresh(base_engine)
+    partial = asr.transcribe_batch([AsrRequest(audio, cache=True, speculate=True, dialect_probe=True)])[0]
+    spent = asr.counters.snapshot()["counts"]
+    assert spent["speculated"] == 1 and spent["fallback"] >= 1 and spent["probe"] == 2
+    final = asr.transcribe_batch([AsrRequest(audio, final=True, dialect_probe=True)])[0]
+    d = _delta(asr, spent)
+    # nothing new: no encoder pass, detection, greedy, fallback or probe decode
+    assert d["encode"] == d["detect"] == d["greedy_final"] == d["fallback"] == d["probe"] == 0
+    assert d["speculation_used"] == 1
+    assert final.text == partial.text and final.temperature == partial.temperature > 0  # language cue kept
+    assert final.dialect_probe == expect.dialect_probe  # greedy: the probe a fresh final gets
+    assert final.language_candidates == expect.language_candidates
+
+
+@pytest.mark.model
+def test_without_speculation_the_final_pays_its_fallback(base_engine, manifest):
+    audio = _audio(manifest, WU)
+    asr = _fresh(base_engine)
+    asr.transcribe_batch([AsrRequest(audio, cache=True)])
+    before = asr.counters.snapshot()["counts"]
+    assert before["fallback"] == before["probe"] == before["speculated"] == 0  # a plain pause partial
+    asr.transcribe_batch([AsrRequest(audio, final=True, dialect_probe=True)])
+    d = _delta(asr, before)
+    assert d["greedy_reused"] == 1 and d["fallback"] >= 1 and d["probe"] == 2 and d["speculation_used"] == 0
+
+
+@pytest.mark.model
+def test_a_final_that_does_not_probe_ignores_the_speculated_probe(base_engine, manifest):
+    audio = _audio(manifest, WU)
+    asr = _fresh(base_engine)
+    asr.transcribe_batch([AsrRequest(audio, cache=True, speculate=True, dialect_probe=True)])
+    final = asr.transcribe_batch([AsrRequest(audio, final=True)])[0]  # the track's probe budget is spent
+    assert final.dialect_probe is None and final.temperature > 0
+
+
+@pytest.mark.model
+def test_a_call_final_takes_its_pause_partials_fallback(base_engine, manifest):
+    clip = _audio(manifest, WU)
+    asr = _fresh(base_engine)
+    finals, _ = asyncio.run(_call(asr, clip, reuse=32))
+    c = asr.counters.snapshot()
+    assert finals and c["counts"]["speculated"] >= 1 and c["counts"]["speculation_used"] >= 1
+    assert finals[-1].temperature > 0 and finals[-1].dialect_probe is not None
+    # the fallback rows all ran at the partial: the final's batch sampled none
+    assert c["counts"]["fallback"] >= 1 and c["seconds"]["speculated"] > 0
