@@ -71,3 +71,25 @@ def test_a_call_final_takes_its_pause_partials_fallback(base_engine, manifest):
     assert finals[-1].temperature > 0 and finals[-1].dialect_probe is not None
     # the fallback rows all ran at the partial: the final's batch sampled none
     assert c["counts"]["fallback"] >= 1 and c["seconds"]["speculated"] > 0
+
+
+@pytest.mark.model
+def test_probe_beside_the_fallback_gives_the_serial_probe(base_engine, manifest, monkeypatch):
+    audio = _audio(manifest, WU)
+    serial = _fresh(base_engine, reuse_cache=0, split_final_work=False, inference_workers=2)
+    expect = serial.transcribe_batch([AsrRequest(audio, final=True, dialect_probe=True)])[0]
+    asr = _fresh(base_engine, reuse_cache=0, inference_workers=2)
+    seen = []
+    probe = asr._dialect_probe
+
+    def spy(*args, **kw):
+        import threading
+
+        seen.append(threading.current_thread().name)
+        return probe(*args, **kw)
+
+    monkeypatch.setattr(asr, "_dialect_probe", spy)
+    got = asr.transcribe_batch([AsrRequest(audio, final=True, dialect_probe=True)])[0]
+    assert seen and seen[0].startswith("voicetriage-side")  # not on the caller's thread
+    assert got.dialect_probe == expect.dialect_probe and got.temperature > 0 and expect.temperature > 0
+    assert serial._side is None

@@ -16,6 +16,7 @@ import re
 import time
 import zlib
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -230,6 +231,10 @@ class AsrEngine:
         # only: the rows are read back to host memory)
         on_cpu = str(getattr(model.model, "device", "cpu")) == "cpu"
         self._cache = ReuseCache(config.reuse_cache) if config.reuse_cache > 0 and on_cpu else None
+        # a final's probe decodes run beside its fallback on another of the model's workers
+        # (they are independent; serial, they were the 1-call p95): asr.split_final_work
+        n = inference_workers(config)
+        self._side = ThreadPoolExecutor(max(1, n - 1), "voicetriage-side") if config.split_final_work and n > 1 else None
 
     @classmethod
     def load(cls, config: AsrConfig) -> "AsrEngine":
@@ -406,6 +411,8 @@ class AsrEngine:
         budget = {i: len(c.temperatures) if self._loops(best[i]) else c.fallback_logprob_temperatures
                   for i in failing}
         exhausted: list[int] = []
+        side = self._side.submit(self._timed_probe, encoded, requests, langs, max_len, probes) \
+            if self._side is not None and failing else None
         for t in c.temperatures:
             if t <= 0:
                 continue
@@ -433,10 +440,9 @@ class AsrEngine:
             best[i] = _Decode(chosen.text, chosen.ids, chosen.avg_logprob, chosen.no_speech_prob,
                               tried[i][-1].temperature, chosen.compression_ratio)
 
-        t0 = time.perf_counter()
-        fresh = self._dialect_probe(encoded, requests, langs, max_len, skip=probes)
-        self.counters.add("probe", 2 * len(fresh), time.perf_counter() - t0)
-        spec += 0.0 if requests[0].final else time.perf_counter() - t0
+        fresh, took = side.result() if side is not None else self._timed_probe(encoded, requests, langs, max_len, probes)
+        self.counters.add("probe", 2 * len(fresh), took)
+        spec += 0.0 if requests[0].final else took
         if self._cache is not None and not requests[0].final:
             n_spec = keep_speculated(self._cache, requests, keys, window, prompts, max_len, best, fresh)
             self.counters.add("speculated", n_spec, spec)
@@ -563,7 +569,11 @@ class AsrEngine:
                 out[i] = tuple(self.dialect.margins(f).items())
         return out
 
-    def _dialect_probe(self, encoded, requests, langs, max_len, skip=()) -> dict[int, tuple[float, bool]]:
+    def _timed_probe(self, *args) -> tuple[dict, float]:
+        t0 = time.perf_counter()
+        return self._dialect_probe(*args), time.perf_counter() - t0
+
+    def _dialect_probe(self, encoded, requests, langs, max_len, skip=()) -> dict[int, tuple[float, int]]:
         """avg log-prob under the Cantonese prompt minus under the Mandarin prompt
         (:data:`PROBE_PROMPTS`), greedy, on the shared encoder output (not for the
         items in ``skip``), with the longer decode's length (prompt included)."""
