@@ -395,8 +395,8 @@ class AsrEngine:
         best = self._greedy(encoded, requests, prompts, langs, max_len, entries, keys, detections, window)
         # a final whose pause partial already ran its fallback and probe takes them
         settled, probes = take_speculated(requests, entries, prompts, max_len, best)
-        self.counters.add("speculation_used", sum(
-            1 for i, r in enumerate(requests) if r.final and (i in settled or i in probes)))
+        self.counters.add("speculation_used", sum(  # extra work of a partial, taken
+            1 for i, r in enumerate(requests) if r.final and (i in settled and best[i].temperature > 0 or i in probes)))
         spec = 0.0
 
         # faster-whisper's generate_with_fallback, batched: the finals that fail the
