@@ -64,7 +64,7 @@ def test_a_final_that_does_not_probe_ignores_the_speculated_probe(base_engine, m
 @pytest.mark.model
 def test_a_call_final_takes_its_pause_partials_fallback(base_engine, manifest):
     clip = _audio(manifest, WU)
-    asr = _fresh(base_engine)
+    asr = _fresh(base_engine, speculate=True)  # off by default (docs/capacity.md)
     finals, _ = asyncio.run(_call(asr, clip, reuse=32))
     c = asr.counters.snapshot()
     assert finals and c["counts"]["speculated"] >= 1 and c["counts"]["speculation_used"] >= 1

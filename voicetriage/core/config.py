@@ -122,7 +122,7 @@ class AsrConfig:
     # the cached pause partial also runs what its final would still pay: the temperature
     # fallback when its decode fails the checks, and the dialect probe when the track still
     # probes; the final of the same audio takes them (asr_work: speculated, speculation_used)
-    speculate: bool = True
+    speculate: bool = False
     # with two or more inference workers, a final's (or speculating partial's) dialect-probe
     # decodes run on another worker beside its temperature fallback instead of after it
     split_final_work: bool = True
