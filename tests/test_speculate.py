@@ -93,3 +93,13 @@ def test_probe_beside_the_fallback_gives_the_serial_probe(base_engine, manifest,
     assert seen and seen[0].startswith("voicetriage-side")  # not on the caller's thread
     assert got.dialect_probe == expect.dialect_probe and got.temperature > 0 and expect.temperature > 0
     assert serial._side is None
+
+
+@pytest.mark.model
+def test_a_final_says_its_fallback_was_due_even_when_it_did_not_sample(base_engine, manifest):
+    audio = _audio(manifest, WU)
+    none = _fresh(base_engine, fallback_logprob_temperatures=0)
+    got = none.transcribe_batch([AsrRequest(audio, final=True)])[0]
+    assert got.temperature == 0 and got.fallback_needed and none.counters.snapshot()["counts"]["fallback"] == 0
+    clean = none.transcribe_batch([AsrRequest(_audio(manifest, "en_speechrecognition_123"), final=True)])[0]
+    assert not clean.fallback_needed

@@ -393,6 +393,7 @@ class AsrEngine:
         # length stops a loop from running to 224 tokens.
         max_len = min(int(24 + 12 * longest), self.model.max_length // 2)
         best = self._greedy(encoded, requests, prompts, langs, max_len, entries, keys, detections, window)
+        due = {i for i, r in enumerate(requests) if r.final and self._needs_fallback(best[i])}
         # a final whose pause partial already ran its fallback and probe takes them
         settled, probes = take_speculated(requests, entries, prompts, max_len, best)
         self.counters.add("speculation_used", sum(  # extra work of a partial, taken
@@ -469,6 +470,7 @@ class AsrEngine:
                     language_candidates=tuple((code, _round_prob(p)) for code, p in dist),
                     language_source=source,
                     temperature=d.temperature,
+                    fallback_needed=i in due,
                     dialect_probe=probes.get(i),
                     dialect_scores=dialects.get(i, ()),
                 )

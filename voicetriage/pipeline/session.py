@@ -578,7 +578,7 @@ class CallSession:
             language_candidates=tuple((c, _round_prob(p)) for c, p in result.language_candidates),
             language_source=result.language_source,
             compression_ratio=round(result.compression_ratio, 3),
-            temperature=result.temperature,
+            temperature=result.temperature, fallback_needed=result.fallback_needed,
             dialect_probe=result.dialect_probe,
             dialect_scores=result.dialect_scores,
         )
