@@ -232,7 +232,7 @@ class AsrEngine:
         on_cpu = str(getattr(model.model, "device", "cpu")) == "cpu"
         self._cache = ReuseCache(config.reuse_cache) if config.reuse_cache > 0 and on_cpu else None
         # a final's probe decodes run beside its fallback on another of the model's workers
-        # (they are independent; serial, they were the 1-call p95): asr.split_final_work
+        # (independent work; serial, the two add up on the final's path): asr.split_final_work
         n = inference_workers(config)
         self._side = ThreadPoolExecutor(max(1, n - 1), "voicetriage-side") if config.split_final_work and n > 1 else None
 
