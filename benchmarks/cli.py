@@ -101,7 +101,7 @@ def _parse_kv(items: list[str]) -> tuple[dict, dict]:
             try:
                 v = float(val)
             except ValueError:
-                v = val
+                v = {"true": True, "false": False}.get(val.lower(), val)
         {"asr": asr, "stream": stream}[section][name] = v
     return asr, stream
 

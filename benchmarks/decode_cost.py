@@ -54,7 +54,7 @@ def _overrides(spec: str) -> dict:
     return out
 
 
-def run(variants: list[str], root: Path = EVAL, limit: int = 0, log=print) -> list[dict]:
+def run(variants: list[str], root: Path = EVAL, limit: int = 0, log=print, seed: int = 0) -> list[dict]:
     import ctranslate2
 
     from voicetriage.asr.engine import AsrEngine, AsrRequest
@@ -68,7 +68,7 @@ def run(variants: list[str], root: Path = EVAL, limit: int = 0, log=print) -> li
         if "temperatures" in over:
             over["temperatures"] = tuple(over["temperatures"])
         eng = AsrEngine(base.model, base.resolved, dataclasses.replace(base.config, **over))
-        ctranslate2.set_random_seed(0)
+        ctranslate2.set_random_seed(seed)
         errs: dict[str, list[int]] = {}
         cpu0, t0 = time.process_time(), time.monotonic()
         texts = []
@@ -107,8 +107,9 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=int, default=0, help="clips per language (default: all)")
     p.add_argument("--eval", default=str(EVAL))
     p.add_argument("--out", help="JSON results here")
+    p.add_argument("--seed", type=int, default=0, help="the fallback's sampling seed (default 0)")
     args = p.parse_args(argv)
-    res = run(args.variant or [""], Path(args.eval), args.limit)
+    res = run(args.variant or [""], Path(args.eval), args.limit, seed=args.seed)
     if args.out:
         Path(args.out).write_text(json.dumps(res, ensure_ascii=False, indent=1), encoding="utf-8")
     return 0

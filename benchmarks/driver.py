@@ -188,7 +188,8 @@ def _work_line(w: dict | None) -> str:
     if not w or "per_final" not in w:
         return ""
     pf = w["per_final"]
-    keys = ("encode", "encode_reused", "partials", "greedy_final", "greedy_reused", "fallback", "probe")
+    keys = ("encode", "encode_reused", "partials", "greedy_final", "greedy_reused", "fallback", "probe",
+            "speculated", "speculation_used")
     return "per final " + " ".join(f"{k} {pf.get(k, 0):g}" for k in keys) + "  "
 
 

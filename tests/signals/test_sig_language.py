@@ -232,3 +232,17 @@ def test_a_short_fragment_past_the_bound_counts_little(final):
     one = run_all([final("好的", 0, 0.6, speech_s=0.5, candidates=MANDARIN_CANDS,
                          dialect={"cantonese": 2.0, "wu": 2.0})])
     assert not route(one) & DIALECT_QUEUES
+
+
+def test_the_fallback_cue_reads_the_flag_when_the_fallback_did_not_sample():
+    """asr.fallback_logprob_temperatures = 0 leaves an unsure final at temperature 0;
+    its ``fallback_needed`` flag keeps the "cannot follow" cue (and the routing)."""
+    import dataclasses
+
+    from tests.signals.sigtools import make_final
+    from voicetriage.triage.signals.language import _unfamiliar_cue
+
+    sampled = make_final("加格格的机会奉奉相应", prob=0.64, logprob=-1.5, temperature=0.2)
+    greedy = make_final("加格格的机会奉奉相应", prob=0.64, logprob=-1.5)
+    flagged = dataclasses.replace(greedy, fallback_needed=True)
+    assert _unfamiliar_cue(flagged, 0.64) == _unfamiliar_cue(sampled, 0.64) == _unfamiliar_cue(greedy, 0.64) + 0.3

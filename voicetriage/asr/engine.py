@@ -16,11 +16,13 @@ import re
 import time
 import zlib
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from voicetriage.asr.dialect import encoder_rows
+from voicetriage.asr.reuse import keep_speculated, take_speculated
 from voicetriage.asr.registry import ResolvedModel, resolve_model
 from voicetriage.core.config import AsrConfig
 from voicetriage.core.errors import ModelError
@@ -131,6 +133,9 @@ class AsrRequest:
     # a partial whose audio is what the utterance's final will be if the pause it
     # stopped at ends it: its encoder row and greedy decode are kept for that final
     cache: bool = False
+    # (a cached partial) also run the final's fallback and the probe (``dialect_probe``)
+    # now and keep them with the row, so that final costs nothing new (asr.speculate)
+    speculate: bool = False
 
 
 def _round_prob(p: float) -> float:
@@ -226,6 +231,10 @@ class AsrEngine:
         # only: the rows are read back to host memory)
         on_cpu = str(getattr(model.model, "device", "cpu")) == "cpu"
         self._cache = ReuseCache(config.reuse_cache) if config.reuse_cache > 0 and on_cpu else None
+        # a final's probe decodes run beside its fallback on another of the model's workers
+        # (independent work; serial, the two add up on the final's path): asr.split_final_work
+        n = inference_workers(config)
+        self._side = ThreadPoolExecutor(max(1, n - 1), "voicetriage-side") if config.split_final_work and n > 1 else None
 
     @classmethod
     def load(cls, config: AsrConfig) -> "AsrEngine":
@@ -362,6 +371,9 @@ class AsrEngine:
         if not requests:
             return []
         c = self.config
+        if self._cache is None and any(r.speculate for r in requests):  # nowhere to keep it
+            requests = [dataclasses.replace(r, speculate=False, dialect_probe=r.dialect_probe and r.final)
+                        for r in requests]
         kind = "finals" if requests[0].final else "partials"  # the worker never mixes them
         self.counters.add(kind, len(requests))
         encoded, longest, detections, entries, keys, window = self._encode_reusing(requests)
@@ -388,11 +400,18 @@ class AsrEngine:
         # length stops a loop from running to 224 tokens.
         max_len = min(int(24 + 12 * longest), self.model.max_length // 2)
         best = self._greedy(encoded, requests, prompts, langs, max_len, entries, keys, detections, window)
+        due = {i for i, r in enumerate(requests) if r.final and self._needs_fallback(best[i])}
+        # a final whose pause partial already ran its fallback and probe takes them
+        settled, probes = take_speculated(requests, entries, prompts, max_len, best)
+        self.counters.add("speculation_used", sum(  # extra work of a partial, taken
+            1 for i, r in enumerate(requests) if r.final and (i in settled and best[i].temperature > 0 or i in probes)))
+        spec = 0.0
 
         # faster-whisper's generate_with_fallback, batched: the finals that fail the
         # compression-ratio / log-probability checks are sampled again, together,
         # at the next temperature, until they pass or the temperatures run out.
-        failing = [i for i, r in enumerate(requests) if r.final and self._needs_fallback(best[i])]
+        failing = [i for i, r in enumerate(requests)
+                   if (r.final or r.speculate) and i not in settled and self._needs_fallback(best[i])]
         tried: dict[int, list[_Decode]] = {i: [best[i]] for i in failing}
         # a loop gets every temperature; a decode that is only unsure (low log-probability:
         # dialect speech the model cannot follow, where more sampling rarely helps) gets the
@@ -400,6 +419,8 @@ class AsrEngine:
         budget = {i: len(c.temperatures) if self._loops(best[i]) else c.fallback_logprob_temperatures
                   for i in failing}
         exhausted: list[int] = []
+        side = self._side.submit(self._timed_probe, encoded, requests, langs, max_len, probes) \
+            if self._side is not None and failing else None
         for t in c.temperatures:
             if t <= 0:
                 continue
@@ -412,6 +433,7 @@ class AsrEngine:
             t0 = time.perf_counter()
             again = self._generate(encoded, failing, sub_prompts, [langs[i] for i in failing], max_len, t)
             self.counters.add("fallback", len(failing), time.perf_counter() - t0)
+            spec += 0.0 if requests[0].final else time.perf_counter() - t0
             still = []
             for i, d in zip(failing, again):
                 tried[i].append(d)
@@ -426,9 +448,13 @@ class AsrEngine:
             best[i] = _Decode(chosen.text, chosen.ids, chosen.avg_logprob, chosen.no_speech_prob,
                               tried[i][-1].temperature, chosen.compression_ratio)
 
-        t0 = time.perf_counter()
-        probes = self._dialect_probe(encoded, requests, langs, max_len)
-        self.counters.add("probe", 2 * len(probes), time.perf_counter() - t0)
+        fresh, took = side.result() if side is not None else self._timed_probe(encoded, requests, langs, max_len, probes)
+        self.counters.add("probe", 2 * len(fresh), took)
+        spec += 0.0 if requests[0].final else took
+        if self._cache is not None and not requests[0].final:
+            n_spec = keep_speculated(self._cache, requests, keys, window, prompts, max_len, best, fresh)
+            self.counters.add("speculated", n_spec, spec)
+        probes = {**probes, **{i: v[0] for i, v in fresh.items()}}
         t0 = time.perf_counter()
         dialects = self._dialect_scores(encoded, requests, langs)
         self.counters.add("dialect", len(dialects), time.perf_counter() - t0)
@@ -451,6 +477,7 @@ class AsrEngine:
                     language_candidates=tuple((code, _round_prob(p)) for code, p in dist),
                     language_source=source,
                     temperature=d.temperature,
+                    fallback_needed=i in due,
                     dialect_probe=probes.get(i),
                     dialect_scores=dialects.get(i, ()),
                 )
@@ -551,18 +578,24 @@ class AsrEngine:
                 out[i] = tuple(self.dialect.margins(f).items())
         return out
 
-    def _dialect_probe(self, encoded, requests, langs, max_len) -> dict[int, float]:
+    def _timed_probe(self, *args) -> tuple[dict, float]:
+        t0 = time.perf_counter()
+        return self._dialect_probe(*args), time.perf_counter() - t0
+
+    def _dialect_probe(self, encoded, requests, langs, max_len, skip=()) -> dict[int, tuple[float, int]]:
         """avg log-prob under the Cantonese prompt minus under the Mandarin prompt
-        (:data:`PROBE_PROMPTS`), greedy, on the shared encoder output."""
-        rows = [i for i, r in enumerate(requests) if r.dialect_probe and langs[i] == "zh"]
+        (:data:`PROBE_PROMPTS`), greedy, on the shared encoder output (not for the
+        items in ``skip``), with the longer decode's length (prompt included)."""
+        rows = [i for i, r in enumerate(requests) if r.dialect_probe and langs[i] == "zh" and i not in skip]
         if not rows or not self.multilingual:
             return {}
         texts = [PROBE_PROMPTS["cantonese"], PROBE_PROMPTS["mandarin"]]
         sel = [i for i in rows for _ in texts]
         prompts = [self._prompt("zh", t, hotwords=False) for _ in rows for t in texts]
         decodes = self._generate(encoded, sel, prompts, ["zh"] * len(sel), max_len)
+        used = [len(d.ids) + len(p) for d, p in zip(decodes, prompts)]
         return {
-            i: round(decodes[2 * k].avg_logprob - decodes[2 * k + 1].avg_logprob, 4)
+            i: (round(decodes[2 * k].avg_logprob - decodes[2 * k + 1].avg_logprob, 4), max(used[2 * k : 2 * k + 2]))
             for k, i in enumerate(rows)
         }
 

@@ -34,6 +34,8 @@ KINDS = (
     "fallback",  # temperature-fallback rows (each samples best_of hypotheses)
     "probe",  # dialect-probe decode rows (two per probed final)
     "dialect",  # dialect-classifier rows
+    "speculated",  # pause partials that ran their final's fallback or probe ahead (asr.speculate)
+    "speculation_used",  # finals that took such a fallback decode or probe (the rest was wasted)
     "finals",  # final requests
     "partials",  # partial requests
 )
@@ -70,6 +72,9 @@ class Entry:
     row: np.ndarray  # the encoder output of this audio (frames x dims)
     detection: list[tuple[str, float]] | None
     decodes: dict[tuple, tuple] = field(default_factory=dict)  # prompt ids -> (max_len, _Decode)
+    # a speculating pause partial's decode after the final's checks and fallback
+    settled: dict[tuple, tuple] = field(default_factory=dict)  # prompt ids -> (max_len, _Decode)
+    probe: tuple | None = None  # (max_len, probe value, longer decode's length with prompt)
 
 
 class ReuseCache:
@@ -101,4 +106,44 @@ class ReuseCache:
         return len(self._d)
 
 
-__all__ = ["KINDS", "WorkCounters", "ReuseCache", "Entry", "audio_key"]
+def _fits(cap: int, used: int, cap_now: int) -> bool:
+    """A greedy decode made under length cap ``cap`` is the one ``cap_now`` gives: the
+    same cap, or it ended (``used`` tokens with the prompt) before either cap."""
+    return cap == cap_now or used + 1 < min(cap, cap_now)
+
+
+def take_speculated(requests, entries, prompts, max_len, best) -> tuple[set[int], dict[int, float]]:
+    """For finals whose cached pause partial speculated (``AsrRequest.speculate``): the
+    items whose checked-and-fallen-back decode it kept (set into ``best``), and the
+    probe values it kept. A sampled fallback decode is one draw of what the final's own
+    would be; the probe is greedy, so it is exactly the final's own."""
+    settled: set[int] = set()
+    probes: dict[int, float] = {}
+    for i, (r, e) in enumerate(zip(requests, entries)):
+        if not r.final or e is None:
+            continue
+        got = e.settled.get(tuple(prompts[i]))
+        if got is not None and _fits(got[0], len(got[1].ids) + len(prompts[i]), max_len):
+            best[i] = got[1]
+            settled.add(i)
+        if r.dialect_probe and e.probe is not None and _fits(e.probe[0], e.probe[2], max_len):
+            probes[i] = e.probe[1]
+    return settled, probes
+
+
+def keep_speculated(cache: ReuseCache, requests, keys, window, prompts, max_len, best, probes) -> int:
+    """Keep each speculating partial's checked decode and fresh probe (``probes``:
+    {item: (value, length)}) with its cache entry; returns how many ran extra work."""
+    n = 0
+    for i, r in enumerate(requests):
+        e = cache.get(keys[i], window) if r.cache and r.speculate else None
+        if e is None:
+            continue
+        e.settled[tuple(prompts[i])] = (max_len, best[i])
+        if i in probes:
+            e.probe = (max_len, probes[i][0], probes[i][1])
+        n += best[i].temperature > 0 or i in probes
+    return n
+
+
+__all__ = ["KINDS", "WorkCounters", "ReuseCache", "Entry", "audio_key", "take_speculated", "keep_speculated"]

@@ -123,6 +123,13 @@ class AsrConfig:
     # is what the final gets if the pause ends the utterance): that final then costs no
     # encoder pass and, in the same language, no decode (0: off; CPU only)
     reuse_cache: int = opt(32, min=0, max=4096)
+    # the cached pause partial also runs what its final would still pay: the temperature
+    # fallback when its decode fails the checks, and the dialect probe when the track still
+    # probes; the final of the same audio takes them (asr_work: speculated, speculation_used)
+    speculate: bool = False
+    # with two or more inference workers, a final's (or speculating partial's) dialect-probe
+    # decodes run on another worker beside its temperature fallback instead of after it
+    split_final_work: bool = True
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,9 @@ class AsrResult:
     # ([asr] language) or "model" (an English-only model)
     language_source: str = "detected"
     temperature: float = 0.0  # the decoding temperature that produced the text
+    # a final whose greedy decode failed the checks (the fallback was due, whether or not
+    # asr.fallback_logprob_temperatures let it sample): the language signal's cue
+    fallback_needed: bool = False
     # Cantonese-vs-Mandarin probe: avg log-prob decoded under a Cantonese prompt minus
     # under a Mandarin prompt (None: not run for this utterance)
     dialect_probe: float | None = None
@@ -129,6 +132,7 @@ class Final:
     language_source: str = "detected"
     compression_ratio: float = 0.0
     temperature: float = 0.0
+    fallback_needed: bool = False
     dialect_probe: float | None = None
     # the dialect classifier's margins (voicetriage/asr/dialect.py), zh finals only: per dialect,
     # log-odds over Mandarin minus its cross-validated threshold (> 0: beyond every Mandarin call)

@@ -431,7 +431,10 @@ class CallSession:
                 # the audio this utterance's final gets if the pause ends it, kept by the
                 # recogniser: that final then reuses the encoder pass and the decode
                 cut = seg.ending_audio().copy()
-                request = dataclasses.replace(request, audio=cut, cache=True)
+                c = self.asr_config  # speculate: its final's fallback and probe done now
+                request = dataclasses.replace(request, audio=cut, cache=True, speculate=c.speculate,
+                                              dialect_probe=c.speculate and c.dialect_probe
+                                              and t.probes < c.dialect_probe_finals)
                 length = len(cut) / TARGET_RATE
         fut = self._worker.submit(self.info.call_id, t.name, request, final=False)
         task = asyncio.ensure_future(self._on_partial(t, utt, start, length, fut, pause if paused else 0.0))
@@ -575,7 +578,7 @@ class CallSession:
             language_candidates=tuple((c, _round_prob(p)) for c, p in result.language_candidates),
             language_source=result.language_source,
             compression_ratio=round(result.compression_ratio, 3),
-            temperature=result.temperature,
+            temperature=result.temperature, fallback_needed=result.fallback_needed,
             dialect_probe=result.dialect_probe,
             dialect_scores=result.dialect_scores,
         )

@@ -174,7 +174,7 @@ def _unfamiliar_cue(final: Final, pz: float) -> float:
     far apart). Whisper base follows Mandarin and, as written Chinese, Cantonese;
     Wu, Hakka and Minnan it cannot."""
     u = 1.0 * _ramp(pz, 0.95, 0.5) + 0.7 * _ramp(final.avg_logprob, -0.8, -1.4)
-    if final.temperature > 0:
+    if final.temperature > 0 or final.fallback_needed:  # the fallback was due (it may not have run)
         u += 0.3
     probe = final.dialect_probe
     if probe is not None and math.isfinite(probe) and abs(probe) > PROBE_UNSTABLE:
