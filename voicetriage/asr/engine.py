@@ -12,9 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import time
-import zlib
 import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from voicetriage.asr.dialect import encoder_rows
+from voicetriage.asr.safeguards import _REPEAT, _compression_ratio, cut_loops, is_loop
 from voicetriage.asr.reuse import keep_speculated, take_speculated
 from voicetriage.asr.registry import ResolvedModel, resolve_model
 from voicetriage.core.config import AsrConfig
@@ -143,28 +142,6 @@ def _round_prob(p: float) -> float:
     candidates the language signal reads (Vietnamese/Thai share beside zh 0.9999)
     survive, and never a rounded-up 1.0 for a detected language."""
     return min(float(f"{p:.4g}"), 0.9999) if p < 0.9999 else round(min(p, 0.999999), 6)
-
-
-def _compression_ratio(text: str) -> float:
-    b = text.encode("utf-8")
-    return len(b) / max(1, len(zlib.compress(b))) if b else 0.0
-
-
-# A unit of two or more characters repeated four or more times in a row, or one
-# character eight or more times ("谢谢谢谢谢谢谢谢" is not speech either).
-_REPEAT = re.compile(r"(.{2,}?)\1{3,}|(.)\2{7,}", re.S)
-
-
-def is_loop(text: str, compression_ratio_threshold: float = 2.4) -> bool:
-    """A decoding loop: gzip compression ratio above the threshold (Whisper's own
-    test, meaningful on texts of a few dozen bytes and more) or a run of one
-    unit repeated as :data:`_REPEAT` says (catches short loops zlib cannot)."""
-    return _compression_ratio(text) > compression_ratio_threshold or _REPEAT.search(text) is not None
-
-
-def cut_loops(text: str) -> str:
-    """Keep one copy of every repeated run (the loop guard's last resort)."""
-    return _REPEAT.sub(lambda m: m.group(1) or m.group(2), text).strip()
 
 
 def decide_language(
