@@ -143,6 +143,49 @@ def test_slow_speech_needs_8s_of_slow_call_time(default):
     assert st.update([sig("speaking_rate", 2.0, 0.3, t=20.0, slow=True, slow_for_s=15.0)], 20.0) == []
 
 
+def test_slow_speech_explains_away_the_cannot_follow_dialects(default):
+    """A slow, halting Mandarin caller the recogniser garbles looks like Wu ("Chinese it
+    cannot follow"): while the rate says slow (confidence >= 0.3) the wu/hakka/minnan rules
+    do not fire (`none`), and the caller reaches the senior team by slow_speech instead."""
+    wu = lambda t, conf=0.5: sig("language", {"mandarin": 0.3, "wu": 0.5, "cantonese": 0.2}, conf, t=t)
+    slow = lambda t, conf, slow_for: sig("speaking_rate", 1.2, conf, t=t, evidence_time=1.0, slow=True,
+                                         slow_for_s=slow_for)
+    st = default.start("c1")
+    assert st.update([slow(7.4, 0.52, 6.4), wu(7.8)], 7.8) == []
+    [h] = st.update([slow(9.1, 0.59, 8.1)], 9.1)
+    assert (h.queue, h.rules) == ("senior_human", ("slow_speech",))
+    # an estimate too unsure to say slow does not hold the dialect back
+    st = default.start("c2")
+    [h] = st.update([slow(7.4, 0.2, 6.4), wu(7.8)], 7.8)
+    assert (h.queue, h.rules) == ("wu_agent", ("wu",))
+    # nor a normal rate, and a wu hint announced before the caller sounds slow stays
+    st = default.start("c3")
+    [h] = st.update([sig("speaking_rate", 4.8, 0.8, t=6.0, slow=False, slow_for_s=0.0), wu(7.8)], 7.8)
+    assert h.queue == "wu_agent"
+    # Cantonese evidence (tone, probe, words) is not "cannot follow": slowness leaves it
+    st = default.start("c4")
+    [h] = st.update([slow(7.4, 0.6, 6.4), sig("language", {"cantonese": 0.8, "mandarin": 0.2}, 0.8, t=7.8)], 7.8)
+    assert h.queue == "cantonese_agent"
+
+
+def test_none_conditions_block_a_rule_while_they_hold():
+    p = policy("""
+    [[rules]]
+    name = "a"
+    queue = "q"
+    priority = 1
+    all = [{ signal = "x", op = ">=", value = 0.5 }]
+    none = [{ signal = "y", min_confidence = 0.4 }]
+    """)
+    assert p.rules[0].none[0].signal == "y" and "y" in p.signals
+    st = p.start("c1")
+    assert st.update([sig("y", True, 0.5, t=1.0), sig("x", 0.9, t=1.0)], 1.0) == []
+    [h] = st.update([sig("y", False, 0.5, t=2.0)], 2.0)  # no longer holds
+    assert h.queue == "q" and {s["signal"] for s in h.signals} == {"x"}
+    st = p.start("c2")
+    assert [h.queue for h in st.update([sig("y", True, 0.3, t=1.0), sig("x", 0.9, t=1.0)], 1.0)] == ["q"]
+
+
 def test_sustain_s_holds_for_call_time():
     p = policy("""
     [[rules]]
@@ -291,6 +334,8 @@ def test_field_reads_evidence_and_ops():
         ("[[rules]]\nname='a'\nqueue='q'\npriority=1\nall=[{signal='x', op='>=', value='old'}]", "needs a number"),
         ("[[rules]]\nname='a'\nqueue='q'\npriority=1\nall=[{signal='x', colour=1}]", r"unknown key\(s\) colour"),
         ("[[rules]]\nname='a'\nqueue='q'\npriority=1", "needs conditions"),
+        ("[[rules]]\nname='a'\nqueue='q'\npriority=1\nnone=[{signal='x'}]", "needs conditions"),
+        ("[[rules]]\nname='a'\nqueue='q'\npriority=1\nall=[{signal='x'}]\nnone=[{signal='y', op='~'}]", "none\\[0\\].*unknown op"),
         ("[[rules]]\nname='a'\nqueue='q'\npriority=1\nall=[{signal='x'}]\n[[rules]]\nname='a'\nqueue='r'\npriority=2\nall=[{signal='y'}]", "used twice"),
         ("[hysteresis]\ncooldown='soon'\n[[rules]]\nname='a'\nqueue='q'\npriority=1\nall=[{signal='x'}]", "unknown key"),
         ("rules = []", "at least one"),

@@ -46,7 +46,7 @@ def _no_unknown(table: Mapping[str, Any], known: set[str], where: str) -> None:
 
 
 _COND_KEYS = {"signal", "op", "value", "field", "min_confidence", "min_count", "sustain_s", "max_age_s"}
-_RULE_KEYS = {"name", "queue", "priority", "all", "any", "min_any", "min_confidence", "action", "description"}
+_RULE_KEYS = {"name", "queue", "priority", "all", "any", "none", "min_any", "min_confidence", "action", "description"}
 _HYST_KEYS = {"cooldown_s", "confidence_step", "release_margin", "hold_s", "allow_downgrade"}
 
 
@@ -104,6 +104,7 @@ def _rule(t: Any, index: int, src: str) -> Rule:
         raise ConfigError(f"{where}: priority (an integer, higher is more urgent) is required")
     all_ = _take(t, "all", list, where, [])
     any_ = _take(t, "any", list, where, [])
+    none_ = _take(t, "none", list, where, [])
     if not all_ and not any_:
         raise ConfigError(f"{where}: needs conditions in `all` and/or `any`")
     rule = Rule(
@@ -112,6 +113,7 @@ def _rule(t: Any, index: int, src: str) -> Rule:
         priority=priority,
         all=tuple(_condition(c, f"{where} all[{i}]") for i, c in enumerate(all_)),
         any=tuple(_condition(c, f"{where} any[{i}]") for i, c in enumerate(any_)),
+        none=tuple(_condition(c, f"{where} none[{i}]") for i, c in enumerate(none_)),
         min_any=_take(t, "min_any", int, where, 1),
         min_confidence=_take(t, "min_confidence", float, where, 0.0),
         action=_take(t, "action", str, where, "route"),

@@ -113,7 +113,8 @@ class Condition:
 
 @dataclass(frozen=True)
 class Rule:
-    """Conditions -> a queue. ``all`` must all hold; of ``any``, ``min_any``."""
+    """Conditions -> a queue. ``all`` must all hold; of ``any``, ``min_any``; of
+    ``none``, not one (evidence that explains the others away)."""
 
     name: str
     queue: str
@@ -124,10 +125,11 @@ class Rule:
     min_confidence: float = 0.0
     action: str = "route"
     description: str = ""
+    none: tuple[Condition, ...] = ()
 
     @property
     def conditions(self) -> tuple[Condition, ...]:
-        return self.all + self.any
+        return self.all + self.any + self.none
 
 
 @dataclass(frozen=True)

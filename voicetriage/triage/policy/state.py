@@ -146,6 +146,10 @@ class PolicyState:
             # the weakest of the best min_any conditions bounds the rule
             confs.append(held[rule.min_any - 1][1].confidence)
             used.extend(held)
+        n_pos = n_all + len(rule.any)
+        for ck, cond in enumerate(rule.none):  # no release margin: what explains it away, at its own bar
+            if self._condition_holds(ri, n_pos + ck, cond, now, 0.0) is not None:
+                return None
         confidence = min(confs) if confs else 1.0
         if confidence < rule.min_confidence - margin:
             return None
