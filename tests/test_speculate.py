@@ -78,7 +78,7 @@ def test_probe_beside_the_fallback_gives_the_serial_probe(base_engine, manifest,
     audio = _audio(manifest, WU)
     serial = _fresh(base_engine, reuse_cache=0, split_final_work=False, inference_workers=2)
     expect = serial.transcribe_batch([AsrRequest(audio, final=True, dialect_probe=True)])[0]
-    asr = _fresh(base_engine, reuse_cache=0, inference_workers=2)
+    asr = _fresh(base_engine, reuse_cache=0, split_final_work=True, inference_workers=2)  # off by default
     seen = []
     probe = asr._dialect_probe
 

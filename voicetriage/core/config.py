@@ -128,8 +128,9 @@ class AsrConfig:
     # probes; the final of the same audio takes them (asr_work: speculated, speculation_used)
     speculate: bool = False
     # with two or more inference workers, a final's (or speculating partial's) dialect-probe
-    # decodes run on another worker beside its temperature fallback instead of after it
-    split_final_work: bool = True
+    # decodes run on another worker beside its temperature fallback instead of after it; off:
+    # at 4 calls the other worker is other calls' and their finals wait (docs/capacity.md)
+    split_final_work: bool = False
 
 
 @dataclass(frozen=True)
