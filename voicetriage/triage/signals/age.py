@@ -29,7 +29,7 @@ import numpy as np
 from voicetriage.core.events import Final, Signal
 from voicetriage.triage.signals.base import CALLER
 from voicetriage.triage.signals.options import AgeOptions
-from voicetriage.triage.signals.prosody import ProsodyTracker, VoiceStats
+from voicetriage.triage.signals.prosody import FeedsProsody, ProsodyTracker, VoiceStats
 from voicetriage.triage.signals.text import count_syllables
 
 BANDS = ("<40", "40-64", "65+")
@@ -75,7 +75,7 @@ def band_distribution(score: float) -> dict[str, float]:
     return {b: SHRINK * model[b] / z + (1 - SHRINK) * BASE_RATES[b] for b in BANDS}
 
 
-class AgeBandExtractor:
+class AgeBandExtractor(FeedsProsody):
     """Signal "age_band": value = distribution over "<40", "40-64", "65+"."""
 
     name = "age_band"
@@ -89,17 +89,6 @@ class AgeBandExtractor:
         self._speech_s = 0.0
         self._last: dict[str, float] | None = None
         self._now = 0.0
-
-    def prepare_audio(self, track: str, samples: np.ndarray, t0: float) -> None:
-        """The pitch analysis, on a DSP thread (on_audio's feed then finds it done)."""
-        if track == CALLER:
-            self.prosody.feed(samples, t0)
-
-    def on_audio(self, track: str, samples: np.ndarray, t0: float) -> list[Signal]:
-        if track == CALLER:
-            self.prosody.feed(samples, t0)
-            self._now = max(self._now, t0 + len(samples) / 16000.0)
-        return []
 
     def on_event(self, event: object) -> list[Signal]:
         if not isinstance(event, Final) or event.track != CALLER or not event.text.strip():

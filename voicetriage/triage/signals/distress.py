@@ -30,7 +30,7 @@ from voicetriage.core.events import Final, Partial, Signal
 from voicetriage.triage.signals.base import CALLER
 from voicetriage.triage.signals.belief import belief
 from voicetriage.triage.signals.options import DistressOptions
-from voicetriage.triage.signals.prosody import ProsodyTracker
+from voicetriage.triage.signals.prosody import FeedsProsody, ProsodyTracker
 from voicetriage.triage.signals.text import normalize, similarity
 
 # (pattern on normalised text, strength, kind)
@@ -95,7 +95,7 @@ def lexical_cues(text: str, time: float, extra: tuple[str, ...] = ()) -> list[Cu
     return list(cues.values())
 
 
-class DistressExtractor:
+class DistressExtractor(FeedsProsody):
     """Signal "distress": value 0..1, with the cues behind it in evidence."""
 
     name = "distress"
@@ -111,17 +111,6 @@ class DistressExtractor:
         self._last_value = 0.0
         self._partial_seen: dict[int, set[str]] = {}
         self._now = 0.0
-
-    def prepare_audio(self, track: str, samples: np.ndarray, t0: float) -> None:
-        """The pitch analysis, on a DSP thread (on_audio's feed then finds it done)."""
-        if track == CALLER:
-            self.prosody.feed(samples, t0)
-
-    def on_audio(self, track: str, samples: np.ndarray, t0: float) -> list[Signal]:
-        if track == CALLER:
-            self.prosody.feed(samples, t0)
-            self._now = max(self._now, t0 + len(samples) / 16000.0)
-        return []
 
     def on_event(self, event: object) -> list[Signal]:
         if isinstance(event, Partial) and event.track == CALLER and event.stable:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from voicetriage.core.events import SAMPLE_RATE as RATE
+from voicetriage.triage.signals.base import CALLER
 
 HOP = 160  # 10 ms
 WIN = 640  # 40 ms: 2.4 periods of 60 Hz
@@ -247,10 +248,17 @@ class ProsodyTracker:
             arr = np.concatenate(getattr(self, name))[-self._keep :]
             setattr(self, name, [arr])
 
-    def frames(self, start: float, end: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(f0, r, dB) of the analysed frames whose centre lies in [start, end]."""
+    def frames(self, start: float, end: float, finish: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(f0, r, dB) of the analysed frames whose centre lies in [start, end]; ``finish``
+        analyses what is pending there first."""
         with self._lock:
+            self._finish(end, finish)
             return self._frames(start, end)
+
+    def _finish(self, end: float, finish: bool) -> None:
+        if finish and self._buf_t0 < end:
+            # bounded: at most the pending audio of this utterance (one max_utterance)
+            self._step(budget=None)
 
     def _frames(self, start: float, end: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not self._times:
@@ -264,11 +272,30 @@ class ProsodyTracker:
     def stats(self, start: float, end: float, finish: bool = True) -> VoiceStats | None:
         """:class:`VoiceStats` of [start, end]; ``finish`` analyses what is pending there first."""
         with self._lock:
-            if finish and self._buf_t0 < end:
-                # bounded: at most the pending audio of this utterance (one max_utterance)
-                self._step(budget=None)
+            self._finish(end, finish)
             frames = self._frames(start, end)
         return voice_stats(*frames)
 
 
-__all__ = ["ProsodyTracker", "VoiceStats", "analyse_frames", "syllable_nuclei", "voice_stats"]
+class FeedsProsody:
+    """For the extractors that read the call's :class:`ProsodyTracker` (``self.prosody``;
+    None: they read none): they feed it the caller's audio, on a DSP thread where the
+    session has one (``prepare_audio``; ``on_audio``'s feed then finds it done), and keep
+    the call clock ``self._now``."""
+
+    prosody: ProsodyTracker | None
+    _now: float
+
+    def prepare_audio(self, track: str, samples: np.ndarray, t0: float) -> None:
+        """The pitch analysis, on a DSP thread (on_audio's feed then finds it done)."""
+        if track == CALLER and self.prosody is not None:
+            self.prosody.feed(samples, t0)
+
+    def on_audio(self, track: str, samples: np.ndarray, t0: float) -> list:
+        if track == CALLER:
+            self.prepare_audio(track, samples, t0)  # audio already fed (by call time) is skipped
+            self._now = max(self._now, t0 + len(samples) / RATE)
+        return []
+
+
+__all__ = ["FeedsProsody", "ProsodyTracker", "VoiceStats", "analyse_frames", "syllable_nuclei", "voice_stats"]

@@ -47,13 +47,12 @@ from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
 
 from voicetriage.core.events import Final, Signal
 from voicetriage.triage.signals.base import CALLER
 from voicetriage.triage.signals.comprehension import not_followed
 from voicetriage.triage.signals.options import SpeakingRateOptions
-from voicetriage.triage.signals.prosody import ProsodyTracker, syllable_nuclei
+from voicetriage.triage.signals.prosody import FeedsProsody, ProsodyTracker, syllable_nuclei
 from voicetriage.triage.signals.text import count_syllables, countable
 
 # syllables per voiced second below which speech counts as slow
@@ -102,7 +101,7 @@ HALTING_MIN_PAUSES = 2
 ACOUSTIC_COUNT_QUALITY = 0.8
 
 
-class SpeakingRateExtractor:
+class SpeakingRateExtractor(FeedsProsody):
     """Signal "speaking_rate": value = articulation rate (syllables per voiced second)."""
 
     name = "speaking_rate"
@@ -133,18 +132,6 @@ class SpeakingRateExtractor:
         self._first: float | None = None
         self._now = 0.0
         self._acoustic = 0.0  # syllable nuclei counted in the audio of the same utterances
-
-    def prepare_audio(self, track: str, samples: np.ndarray, t0: float) -> None:
-        """The pitch analysis, on a DSP thread (on_audio's feed then finds it done)."""
-        if track == CALLER and self.prosody is not None:
-            self.prosody.feed(samples, t0)
-
-    def on_audio(self, track: str, samples: np.ndarray, t0: float) -> list[Signal]:
-        if track == CALLER:
-            if self.prosody is not None:
-                self.prosody.feed(samples, t0)  # audio another extractor fed is skipped
-            self._now = max(self._now, t0 + len(samples) / 16000.0)
-        return []
 
     def _lang(self, final: Final) -> str:
         if self._language is not None:
@@ -260,8 +247,7 @@ class SpeakingRateExtractor:
         """Syllable nuclei in the utterance's audio; None without a tracker or frames."""
         if self.prosody is None:
             return None
-        self.prosody.stats(final.start, final.end)  # analyses what is pending there
-        f0, _, db = self.prosody.frames(final.start, final.end)
+        f0, _, db = self.prosody.frames(final.start, final.end, finish=True)
         if len(db) < 3:
             return None
         return syllable_nuclei(f0, db)
