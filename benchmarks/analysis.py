@@ -25,21 +25,17 @@ system, so what differs is only what each server says and when:
 from __future__ import annotations
 
 import math
-import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from voicetriage.asr.safeguards import compression_ratio
 
 from .corpus import SAMPLE_RATE, Call, Utterance
 from .scoring import error_counts, metric_name
 
 END_TOLERANCE_S = 0.6
 LOOP_COMPRESSION = 2.4  # Whisper's threshold for a repetitive, failed decode
-
-
-def _compression_ratio(text: str) -> float:
-    b = text.encode("utf-8")
-    return len(b) / len(zlib.compress(b)) if b else 0.0
 
 
 @dataclass
@@ -204,7 +200,7 @@ def analyse(trace: CallTrace) -> list[UtteranceResult]:
                 metric_name(u.language),
                 edits,
                 n,
-                _compression_ratio(hyp) > LOOP_COMPRESSION,
+                compression_ratio(hyp) > LOOP_COMPRESSION,
                 sum(1 for o in obs if not o.committed),
             )
         )

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from voicetriage.asr.dialect import encoder_rows
-from voicetriage.asr.safeguards import _REPEAT, _compression_ratio, cut_loops, is_loop
+from voicetriage.asr.safeguards import compression_ratio, cut_loops, is_loop, repeats
 from voicetriage.asr.reuse import keep_speculated, take_speculated
 from voicetriage.asr.registry import ResolvedModel, resolve_model
 from voicetriage.core.config import AsrConfig
@@ -292,13 +292,13 @@ class AsrEngine:
                 text = tok.decode(ids).strip()
                 score = float(res.scores[k]) if res.scores else 0.0
                 cands.append(_Decode(text, ids, score, float(res.no_speech_prob), temperature,
-                                     _compression_ratio(text)))
+                                     compression_ratio(text)))
             fine = [d for d in cands if d.compression_ratio <= c.compression_ratio_threshold]
             decodes.append(max(fine or cands, key=lambda d: d.avg_logprob))
         return decodes
 
     def _loops(self, d: _Decode) -> bool:
-        return d.compression_ratio > self.config.compression_ratio_threshold or _REPEAT.search(d.text) is not None
+        return d.compression_ratio > self.config.compression_ratio_threshold or repeats(d.text)
 
     def _needs_fallback(self, d: _Decode) -> bool:
         c = self.config

@@ -7,7 +7,8 @@ import re
 import zlib
 
 
-def _compression_ratio(text: str) -> float:
+def compression_ratio(text: str) -> float:
+    """Whisper's measure: UTF-8 bytes over their zlib-compressed size (0 for no text)."""
     b = text.encode("utf-8")
     return len(b) / max(1, len(zlib.compress(b))) if b else 0.0
 
@@ -21,7 +22,12 @@ def is_loop(text: str, compression_ratio_threshold: float = 2.4) -> bool:
     """A decoding loop: gzip compression ratio above the threshold (Whisper's own
     test, meaningful on texts of a few dozen bytes and more) or a run of one
     unit repeated as :data:`_REPEAT` says (catches short loops zlib cannot)."""
-    return _compression_ratio(text) > compression_ratio_threshold or _REPEAT.search(text) is not None
+    return compression_ratio(text) > compression_ratio_threshold or repeats(text)
+
+
+def repeats(text: str) -> bool:
+    """A run of one unit repeated as :data:`_REPEAT` says (the loop test zlib misses)."""
+    return _REPEAT.search(text) is not None
 
 
 def cut_loops(text: str) -> str:
@@ -29,4 +35,4 @@ def cut_loops(text: str) -> str:
     return _REPEAT.sub(lambda m: m.group(1) or m.group(2), text).strip()
 
 
-__all__ = ["cut_loops", "is_loop"]
+__all__ = ["compression_ratio", "cut_loops", "is_loop", "repeats"]
