@@ -14,12 +14,11 @@ import argparse
 import asyncio
 import sys
 import time
-import wave
 from pathlib import Path
 
 from . import machine, report
 from .report import level_at
-from .corpus import CorpusError, build_calls, cache_dir, smoke_call
+from .corpus import CorpusError, build_calls, cache_dir, smoke_call, write_wav
 from .driver import Plan, run_system
 from .systems import VoiceTriage
 
@@ -35,12 +34,7 @@ def _warmup_wav() -> Path:
     """A local warm-up file for WhisperLiveKit (it would otherwise download one)."""
     p = cache_dir() / "warmup-en.wav"
     if not p.exists():
-        call = smoke_call()
-        with wave.open(str(p), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(16000)
-            w.writeframes(call.pcm16())
+        write_wav(p, smoke_call().pcm16())
     return p
 
 
@@ -145,7 +139,6 @@ async def run_benchmark(args: argparse.Namespace) -> dict:
         "mixed": [c.describe() for c in mixed[:4]],
         "english": [c.describe() for c in english[:4]],
     }
-    model_dir = resolve_model("base").path
     peer_model_dir = resolve_model(args.peer_model).path
     lang = peer_language(args.calls, args.peer_language)
     peer_levels = tuple(args.peer_levels)

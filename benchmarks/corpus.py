@@ -116,6 +116,17 @@ def eval_dir(path: str | Path | None = None) -> Path:
     return d
 
 
+def write_wav(path: Path, pcm16: bytes, rate: int = SAMPLE_RATE) -> Path:
+    """Mono 16-bit PCM (``pcm16``: little-endian samples) as a WAV file at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm16)
+    return path
+
+
 def read_wav(path: Path) -> np.ndarray:
     """A mono 16-bit WAV as int16 at 16 kHz (8 kHz clips are resampled)."""
     with wave.open(str(path), "rb") as w:
@@ -215,11 +226,7 @@ def speak(voice: str, text: str) -> np.ndarray:
         import soxr
 
         data = soxr.resample(data.astype(np.float32), rate, SAMPLE_RATE).clip(-32768, 32767).astype(np.int16)
-        with wave.open(str(out), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(SAMPLE_RATE)
-            w.writeframes(data.tobytes())
+        write_wav(out, data.astype("<i2").tobytes())
         raw.unlink(missing_ok=True)
     return read_wav(out)
 

@@ -11,24 +11,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import wave
 from pathlib import Path
 
 from ..callcheck import check, verdict
-from ..corpus import SAMPLE_RATE, Call
+from ..corpus import Call, write_wav
 from .setup import venv_python
 
 HERE = Path(__file__).resolve().parent
 
 
-def write_wav(call: Call, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes(call.pcm16())
-    return path
 
 
 async def offline_transcript(peer: str, model_dir: Path, wav: Path, language: str | None,
@@ -50,7 +41,7 @@ async def offline_check(peer: str, model_dir: Path, language: str | None, call: 
                         work_dir: Path, log=print) -> dict:
     """The check record of one peer on one call (never raises: a failure is recorded)."""
     try:
-        wav = write_wav(call, work_dir / f"{peer}-{call.id}.wav")
+        wav = write_wav(work_dir / f"{peer}-{call.id}.wav", call.pcm16())
         off = await offline_transcript(peer, model_dir, wav, language)
     except (OSError, RuntimeError, ValueError, asyncio.TimeoutError) as e:
         log(f"  {peer} offline check failed: {e}")
@@ -67,4 +58,4 @@ async def offline_check(peer: str, model_dir: Path, language: str | None, call: 
     return res
 
 
-__all__ = ["offline_check", "offline_transcript", "write_wav"]
+__all__ = ["offline_check", "offline_transcript"]
