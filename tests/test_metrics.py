@@ -61,6 +61,9 @@ async def test_metrics_count_calls_finals_hints_and_latency(tiny_engine, start_s
     assert value(s, "voicetriage_audio_seconds_total", platform="native") == pytest.approx(len(audio) / 16000, abs=0.1)
     h = hints[0]
     assert value(s, "voicetriage_hints_total", queue=h["queue"], rule=h["rules"][0]) == 1
+    by_queue = {q: sum(1 for m in hints if m["queue"] == q) for q in {m["queue"] for m in hints}}
+    for q, n in by_queue.items():  # every hint is timed, under its own queue
+        assert value(s, "voicetriage_hint_latency_seconds_count", queue=q) == n
     assert value(s, "voicetriage_active_calls", platform="native") == 0
     assert value(s, "voicetriage_asr_queue_wait_seconds_count", kind="final") >= len(finals)
     assert value(s, "voicetriage_event_loop_lag_seconds_count") >= 1
