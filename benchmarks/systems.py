@@ -178,19 +178,22 @@ class VoiceTriage(System):
     partial_meaning = "'partial' events while the utterance is in progress (stable prefix + unstable tail)"
 
     def __init__(self, label: str, log_dir: Path, *, model: str = "base", compute_type: str = "int8",
-                 asr: dict | None = None, stream: dict | None = None, triage: bool = True) -> None:
+                 asr: dict | None = None, stream: dict | None = None, triage: bool = True,
+                 server: dict | None = None) -> None:
         super().__init__(label, log_dir)
         self.model = model
         self.compute_type = compute_type
         self.asr = dict(asr or {})
         self.stream = dict(stream or {})
         self.triage = triage
+        self.server_keys = dict(server or {})  # [server] keys beside the benchmark's own
         self.config_path = log_dir / f"{label.replace(' ', '_')}.toml"
 
     def write_config(self) -> Path:
         lines = ["[asr]", f'model = "{self.model}"', f'compute_type = "{self.compute_type}"']
         lines += [f"{k} = {json.dumps(v)}" for k, v in self.asr.items()]
         lines += ["", "[server]", "max_calls = 256", "idle_timeout_s = 120.0"]
+        lines += [f"{k} = {json.dumps(v)}" for k, v in self.server_keys.items()]
         if self.stream:
             lines += ["", "[stream]"] + [f"{k} = {json.dumps(v)}" for k, v in self.stream.items()]
         if not self.triage:

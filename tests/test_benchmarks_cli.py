@@ -42,3 +42,20 @@ def test_another_checkout_is_served_from_its_own_folder(monkeypatch, tmp_path):
     monkeypatch.setenv("BENCH_SERVER_PYTHONPATH", "/tmp/old")
     v = VoiceTriage("x", tmp_path)
     assert v.env() == {"PYTHONPATH": "/tmp/old"} and str(v.cwd()) == "/tmp/old"
+
+
+def test_flood_server_keys_reach_the_config_and_the_table_reads_every_row(tmp_path):
+    from benchmarks.flood import table
+    from benchmarks.systems import VoiceTriage
+
+    cfg = VoiceTriage("x", tmp_path, server={"max_audio_speed": 0.0}).write_config().read_text()
+    assert "max_audio_speed = 0.0" in cfg.split("[server]", 1)[1].split("[", 1)[0]
+    f = {"p50": 0.5, "p95": 0.7, "missing": 0}
+    report = {"results": [
+        {"server": "pacing on", "floods": 0, "final_s": f, "utterances": 6, "flood_speed_x": [],
+         "flood_taken_x": None, "load_average": [1.0]},
+        {"server": "pacing off", "floods": 3, "final_s": f, "utterances": 6, "flood_speed_x": [9.1, 8.0, 7.5],
+         "flood_taken_x": 6.2, "load_average": None}]}
+    rows = table(report).splitlines()
+    assert rows[2] == "| pacing on | 0 | 0.5 / 0.7 | 0 of 6 | - | - | 1.0 |"
+    assert rows[3] == "| pacing off | 3 | 0.5 / 0.7 | 0 of 6 | 9.1, 8.0, 7.5 | 6.2 | ? |"
