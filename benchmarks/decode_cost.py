@@ -8,6 +8,12 @@ recogniser's work counters (voicetriage/asr/reuse.py) say how many encoder
 passes, greedy decodes, fallback rows and probe decodes that took, and the
 CER/WER beside them says what the work bought. Counts and CPU seconds are
 host-independent; the sampling seed is fixed so a variant is repeatable.
+
+``--segmented`` cuts each clip into the utterances the server's VAD and
+segmenter make of it and decodes each as a final, in order, the first
+``dialect_probe_finals`` of them probed: the short finals of a streamed call,
+where greedy loops happen (the report counts them, the fallback rows and
+seconds spent on them, and the finals still looping after the fallback).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import dataclasses
 import json
 import sys
 import time
+import types
 import wave
 from pathlib import Path
 
@@ -54,14 +61,39 @@ def _overrides(spec: str) -> dict:
     return out
 
 
-def run(variants: list[str], root: Path = EVAL, limit: int = 0, log=print, seed: int = 0) -> list[dict]:
+def _utterances(clips, stream_config) -> list[list[np.ndarray]]:
+    """Each clip cut into utterances by the server's own VAD and segmenter, fed in 20 ms
+    frames as a call's audio arrives (what the streaming path's finals decode)."""
+    from voicetriage.audio.segmenter import Segmenter, SpeechEnded
+    from voicetriage.audio.vad import WINDOW_S, VadModel
+
+    vad = VadModel()
+    out = []
+    for _, audio in clips:
+        stream = vad.stream(reset_after=round(stream_config.vad_reset_silence_ms / 1000 / WINDOW_S),
+                            reset_below=stream_config.vad_neg_threshold)
+        seg = Segmenter(stream_config, stream.feed)
+        events = []
+        for off in range(0, len(audio), 320):
+            events += seg.feed(audio[off : off + 320])
+        events += seg.flush()
+        out.append([e.audio for e in events if isinstance(e, SpeechEnded) and len(e.audio)])
+    return out
+
+
+def run(variants: list[str], root: Path = EVAL, limit: int = 0, log=print, seed: int = 0,
+        segmented: bool = False) -> list[dict]:
     import ctranslate2
 
     from voicetriage.asr.engine import AsrEngine, AsrRequest
     from voicetriage.core.config import load_config
 
     clips = _clips(root, limit=limit)
-    base = AsrEngine.load(load_config(asr={"model": "base", "compute_type": "int8"}).asr)
+    config = load_config(asr={"model": "base", "compute_type": "int8"})
+    base = AsrEngine.load(config.asr)
+    # the whole clip as one final, or the utterances the streaming segmenter cuts it into,
+    # decoded as finals in order (the first dialect_probe_finals zh finals probed, as a call's are)
+    pieces = _utterances(clips, config.stream) if segmented else [[a] for _, a in clips]
     results = []
     for spec in variants:
         over = _overrides(spec)
@@ -72,8 +104,10 @@ def run(variants: list[str], root: Path = EVAL, limit: int = 0, log=print, seed:
         errs: dict[str, list[int]] = {}
         cpu0, t0 = time.process_time(), time.monotonic()
         texts = []
-        for rec, audio in clips:
-            r = eng.transcribe_batch([AsrRequest(audio, final=True, dialect_probe=True)])[0]
+        for (rec, _), utts in zip(clips, pieces):
+            parts = [eng.transcribe_batch([AsrRequest(u, final=True, dialect_probe=k < eng.config.dialect_probe_finals
+                                                      or not segmented)])[0].text for k, u in enumerate(utts)]
+            r = types.SimpleNamespace(text=("" if rec["language"] != "en" else " ").join(parts))
             e, n = error_counts(rec["transcript"], r.text, rec["language"])
             errs.setdefault(rec["language"], [0, 0])
             errs[rec["language"]][0] += e
@@ -87,14 +121,22 @@ def run(variants: list[str], root: Path = EVAL, limit: int = 0, log=print, seed:
             "cpu_s": round(cpu, 2), "cpu_s_per_audio_s": round(cpu / audio_s, 4), "wall_s": round(time.monotonic() - t0, 1),
             "errors": {lang: {"metric": metric_name(lang), "value": round(e / max(1, n), 4), "units": n}
                        for lang, (e, n) in errs.items()},
-            "work": work, "texts": texts,
+            "work": work, "texts": texts, "segmented": segmented,
         }
         c = work["counts"]
-        log(f"{row['variant']}: {len(clips)} clips {audio_s:.0f} s audio, cpu {cpu:.1f} s "
-            f"({row['cpu_s_per_audio_s']:.3f} per audio s); per final encode {c['encode'] / len(clips):.2f} "
-            f"greedy {c['greedy_final'] / len(clips):.2f} fallback rows {c['fallback'] / len(clips):.2f} "
-            f"({work['seconds']['fallback']:.1f} s) probe {c['probe'] / len(clips):.2f} "
-            f"({work['seconds']['probe']:.1f} s); "
+        finals = max(1, c["finals"])
+        row["loops"] = {"finals": c["finals"], "greedy_looped": c.get("loop_finals", 0),
+                        "guarded": c.get("loop_guard", 0),
+                        "guarded_rate": round(c.get("loop_guard", 0) / finals, 4),
+                        "fallback_loop_rows": c.get("fallback_loop", 0),
+                        "fallback_loop_s": work["seconds"].get("fallback_loop", 0.0)}
+        log(f"{row['variant']}: {len(clips)} clips {audio_s:.0f} s audio, {c['finals']} finals, cpu {cpu:.1f} s "
+            f"({row['cpu_s_per_audio_s']:.3f} per audio s); per final encode {c['encode'] / finals:.2f} "
+            f"greedy {c['greedy_final'] / finals:.2f} fallback rows {c['fallback'] / finals:.2f} "
+            f"({work['seconds']['fallback']:.1f} s) probe {c['probe'] / finals:.2f} "
+            f"({work['seconds']['probe']:.1f} s); greedy loops {row['loops']['greedy_looped']} "
+            f"(fallback rows {row['loops']['fallback_loop_rows']}, {row['loops']['fallback_loop_s']:.1f} s), "
+            f"still looping after it {row['loops']['guarded']} ({100 * row['loops']['guarded_rate']:.1f}%); "
             + " ".join(f"{lang} {v['metric']} {v['value']:.3f}" for lang, v in row["errors"].items()))
         results.append(row)
     return results
@@ -108,8 +150,11 @@ def main(argv=None) -> int:
     p.add_argument("--eval", default=str(EVAL))
     p.add_argument("--out", help="JSON results here")
     p.add_argument("--seed", type=int, default=0, help="the fallback's sampling seed (default 0)")
+    p.add_argument("--segmented", action="store_true",
+                   help="cut each clip into utterances with the server's VAD and segmenter and decode "
+                        "each as a final (as a streamed call's finals), instead of one final per clip")
     args = p.parse_args(argv)
-    res = run(args.variant or [""], Path(args.eval), args.limit, seed=args.seed)
+    res = run(args.variant or [""], Path(args.eval), args.limit, seed=args.seed, segmented=args.segmented)
     if args.out:
         Path(args.out).write_text(json.dumps(res, ensure_ascii=False, indent=1), encoding="utf-8")
     return 0
