@@ -85,7 +85,7 @@ def test_high_compression_ratio_triggers_fallback(base_engine, manifest):
 
 @pytest.mark.model
 def test_loop_guard_when_every_temperature_loops(base_engine, manifest):
-    asr, fake = _engine(base_engine, always=True)
+    asr, fake = _engine(base_engine, always=True, fallback_loop_temperatures=5)  # the whole ladder
     final = asr.transcribe_batch([AsrRequest(_audio(manifest, "cmn_aishell1_S0764W0121"), final=True)])[0]
     assert [t for t, _, _ in fake.calls if t > 0] == list(asr.config.temperatures[1:])
     assert final.text == "一个"  # one copy of the repeated run, not forty characters of loop
@@ -131,3 +131,16 @@ def test_an_unsure_decode_tries_only_the_first_fallback_temperatures(base_engine
     assert asr.counters.snapshot()["counts"]["fallback"] == budget
     # still reported as needing the fallback (the language signal reads temperature > 0)
     assert final.temperature == tried[-1] > 0 and final.text
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("budget", [0, 2, 5])
+def test_a_looping_decode_tries_only_the_first_fallback_loop_temperatures(base_engine, manifest, budget):
+    asr, fake = _engine(base_engine, always=True, fallback_loop_temperatures=budget)
+    final = asr.transcribe_batch([AsrRequest(_audio(manifest, "cmn_aishell1_S0764W0121"), final=True)])[0]
+    tried = [t for t, _, _ in fake.calls if t > 0]
+    assert tried == list(asr.config.temperatures[1 : 1 + budget])
+    work = asr.counters.snapshot()["counts"]
+    assert work["loop_finals"] == 1 and work["fallback_loop"] == budget == work["fallback"]
+    assert work["loop_guard"] == 1 and final.text == "一个"  # the guard still cuts what is left
+    assert final.fallback_needed

@@ -390,11 +390,13 @@ class AsrEngine:
         failing = [i for i, r in enumerate(requests)
                    if (r.final or r.speculate) and i not in settled and self._needs_fallback(best[i])]
         tried: dict[int, list[_Decode]] = {i: [best[i]] for i in failing}
-        # a loop gets every temperature; a decode that is only unsure (low log-probability:
-        # dialect speech the model cannot follow, where more sampling rarely helps) gets the
-        # first fallback_logprob_temperatures of them (benchmarks/decode_cost.py)
-        budget = {i: len(c.temperatures) if self._loops(best[i]) else c.fallback_logprob_temperatures
+        # a loop gets the first fallback_loop_temperatures (default all); a decode that is
+        # only unsure (low log-probability: dialect speech the model cannot follow, where more
+        # sampling rarely helps) the first fallback_logprob_temperatures (benchmarks/decode_cost.py)
+        loops = {i for i in failing if self._loops(best[i])}
+        budget = {i: c.fallback_loop_temperatures if i in loops else c.fallback_logprob_temperatures
                   for i in failing}
+        self.counters.add("loop_finals", sum(1 for i in loops if requests[i].final))
         exhausted: list[int] = []
         side = self._side.submit(self._timed_probe, encoded, requests, langs, max_len, probes) \
             if self._side is not None and failing else None
@@ -409,7 +411,11 @@ class AsrEngine:
             sub_prompts = [self._prompt(langs[i], None) if t >= 0.5 else prompts[i] for i in failing]
             t0 = time.perf_counter()
             again = self._generate(encoded, failing, sub_prompts, [langs[i] for i in failing], max_len, t)
-            self.counters.add("fallback", len(failing), time.perf_counter() - t0)
+            took = time.perf_counter() - t0
+            self.counters.add("fallback", len(failing), took)
+            n_loop = sum(1 for i in failing if i in loops)
+            if n_loop:  # the part of the fallback spent on loops (a row costs what the batch costs)
+                self.counters.add("fallback_loop", n_loop, took * n_loop / len(failing))
             spec += 0.0 if requests[0].final else time.perf_counter() - t0
             still = []
             for i, d in zip(failing, again):
@@ -442,6 +448,7 @@ class AsrEngine:
             text = d.text
             if r.final and is_loop(text, c.compression_ratio_threshold):
                 text = cut_loops(text)  # the loop guard: one copy of the repeated run
+                self.counters.add("loop_guard")
             results.append(
                 AsrResult(
                     text=text,

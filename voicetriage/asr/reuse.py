@@ -32,6 +32,9 @@ KINDS = (
     "greedy_partial",  # greedy decode rows of partials
     "greedy_reused",  # greedy decodes taken from the cache (finals after their pause partial)
     "fallback",  # temperature-fallback rows (each samples best_of hypotheses)
+    "fallback_loop",  # the fallback rows of decodes that looped (their share of the seconds)
+    "loop_finals",  # finals whose greedy decode looped (asr.fallback_loop_temperatures)
+    "loop_guard",  # finals still looping after the fallback, cut by the loop guard
     "probe",  # dialect-probe decode rows (two per probed final)
     "dialect",  # dialect-classifier rows
     "speculated",  # pause partials that ran their final's fallback or probe ahead (asr.speculate)
