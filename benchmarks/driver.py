@@ -189,7 +189,7 @@ def _work_line(w: dict | None) -> str:
         return ""
     pf = w["per_final"]
     keys = ("encode", "encode_reused", "partials", "greedy_final", "greedy_reused", "fallback", "probe",
-            "speculated", "speculation_used")
+            "speculated", "speculation_used", "loop_finals", "fallback_loop", "loop_guard", "probe_beside")
     return "per final " + " ".join(f"{k} {pf.get(k, 0):g}" for k in keys) + "  "
 
 

@@ -93,6 +93,13 @@ def test_probe_beside_the_fallback_gives_the_serial_probe(base_engine, manifest,
     assert seen and seen[0].startswith("voicetriage-side")  # not on the caller's thread
     assert got.dialect_probe == expect.dialect_probe and got.temperature > 0 and expect.temperature > 0
     assert serial._side is None
+    assert asr.counters.snapshot()["counts"]["probe_beside"] == 1
+    # while the other inference worker is busy (the worker says so), the probe stays serial
+    asr.side_allowed = lambda: False
+    seen.clear()
+    busy = asr.transcribe_batch([AsrRequest(audio, final=True, dialect_probe=True)])[0]
+    assert seen and not seen[0].startswith("voicetriage-side")
+    assert busy.dialect_probe == expect.dialect_probe and asr.counters.snapshot()["counts"]["probe_beside"] == 1
 
 
 @pytest.mark.model

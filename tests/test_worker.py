@@ -144,3 +144,38 @@ async def test_partials_are_shed_while_finals_wait_and_finals_never_are():
         assert (await late).text == "D-p2"
     finally:
         w.stop()
+
+
+async def test_side_work_is_allowed_only_while_another_thread_is_idle():
+    """asr.split_final_work asks the worker before it puts a probe beside a fallback."""
+
+    class Asks(FakeEngine):
+        side_allowed = None
+
+        def __init__(self):
+            super().__init__()
+            self.answers = []
+
+        def transcribe_batch(self, reqs):
+            self.gate.wait(10)  # asked once every request below is queued
+            self.answers.append((reqs[0].prompt, self.side_allowed()))
+            return super().transcribe_batch(reqs)
+
+    eng = Asks()
+    w = InferenceWorker(eng, max_batch=1, threads=2)
+    assert eng.side_allowed == w.idle_capacity and w.idle_capacity()
+    w.start()
+    try:
+        eng.gate.set()
+        assert (await asyncio.wait_for(w.submit("A", "caller", req("alone"), final=True), 10)).text == "alone"
+        eng.gate.clear()  # now three requests of three calls: one waits while two run
+        futs = [w.submit(c, "caller", req(c), final=True) for c in "BCD"]
+        await asyncio.sleep(0.3)
+        eng.gate.set()
+        await asyncio.wait_for(asyncio.gather(*futs), 10)
+    finally:
+        w.stop()
+    assert eng.answers[0] == ("alone", True)  # the other thread had nothing to do
+    # the two that ran together while a third waited were refused the side worker (both
+    # threads stay inside transcribe_batch until they have asked, so the third is still queued)
+    assert sorted(ok for _, ok in eng.answers[1:3]) == [False, False]

@@ -14,6 +14,7 @@ import math
 import os
 import time
 import dataclasses
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -212,6 +213,9 @@ class AsrEngine:
         # (independent work; serial, the two add up on the final's path): asr.split_final_work
         n = inference_workers(config)
         self._side = ThreadPoolExecutor(max(1, n - 1), "voicetriage-side") if config.split_final_work and n > 1 else None
+        # set by the inference worker: is another of its threads idle now? The probe goes beside
+        # the fallback only then, so it never takes a turn another call's request was waiting for
+        self.side_allowed: Callable[[], bool] | None = None
 
     @classmethod
     def load(cls, config: AsrConfig) -> "AsrEngine":
@@ -398,8 +402,10 @@ class AsrEngine:
                   for i in failing}
         self.counters.add("loop_finals", sum(1 for i in loops if requests[i].final))
         exhausted: list[int] = []
-        side = self._side.submit(self._timed_probe, encoded, requests, langs, max_len, probes) \
-            if self._side is not None and failing else None
+        beside = self._side is not None and failing and (self.side_allowed is None or self.side_allowed())
+        side = self._side.submit(self._timed_probe, encoded, requests, langs, max_len, probes) if beside else None
+        if beside:
+            self.counters.add("probe_beside")
         for t in c.temperatures:
             if t <= 0:
                 continue

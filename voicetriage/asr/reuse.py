@@ -36,6 +36,7 @@ KINDS = (
     "loop_finals",  # finals whose greedy decode looped (asr.fallback_loop_temperatures)
     "loop_guard",  # finals still looping after the fallback, cut by the loop guard
     "probe",  # dialect-probe decode rows (two per probed final)
+    "probe_beside",  # batches whose probe ran beside their fallback on an idle worker (split_final_work)
     "dialect",  # dialect-classifier rows
     "speculated",  # pause partials that ran their final's fallback or probe ahead (asr.speculate)
     "speculation_used",  # finals that took such a fallback decode or probe (the rest was wasted)

@@ -91,6 +91,9 @@ class InferenceWorker:
         self._caching: set[tuple[str, str]] = set()  # tracks whose cached partial is running
         # called on a worker thread after each batch: ([(final, queue wait s)], busy s)
         self.on_batch: Callable[[list[tuple[bool, float]], float], None] | None = None
+        self._running = 0  # batches being decoded now
+        if hasattr(engine, "side_allowed"):  # asr.split_final_work: only onto an idle worker
+            engine.side_allowed = self.idle_capacity
 
     def start(self) -> None:
         while len(self._threads) < self.n_threads:
@@ -131,6 +134,12 @@ class InferenceWorker:
         Sessions stretch their partial interval with it (``[stream] partial_backoff``)."""
         with self._cond:
             return (self._queued_finals() + len(self._partials)) / self.n_threads
+
+    def idle_capacity(self) -> bool:
+        """True while an inference thread has nothing to do: no batch waits and fewer batches
+        run than there are threads (work put on the model now takes nobody's turn)."""
+        with self._cond:
+            return self._running < self.n_threads and not self._queued_finals() and not self._partials
 
     def _queued_finals(self) -> int:
         return sum(len(q) for q in self._finals.values())  # under self._cond
@@ -226,40 +235,48 @@ class InferenceWorker:
                     batch = self._pick()
                 if self._stop and not batch:
                     return
-            started = time.monotonic()
-            dropped = [j for j in batch if j.future.cancelled()]
-            batch = [j for j in batch if not j.future.cancelled()]
-            if dropped:
-                with self._cond:
-                    self._caching.difference_update(j.key for j in dropped if not j.final)
-                    self._cond.notify_all()
-            if not batch:
-                continue
+                self._running += 1
             try:
-                results: list[AsrResult | BaseException] = list(
-                    self.engine.transcribe_batch([j.request for j in batch])
-                )
-            except Exception as e:  # noqa: BLE001 - reported to each waiting call
-                log.exception("inference failed for a batch of %d", len(batch))
-                results = [e] * len(batch)
-            took = time.monotonic() - started
+                self._run_batch(batch)
+            finally:
+                with self._cond:
+                    self._running -= 1
+
+    def _run_batch(self, batch: list[_Job]) -> None:
+        started = time.monotonic()
+        dropped = [j for j in batch if j.future.cancelled()]
+        batch = [j for j in batch if not j.future.cancelled()]
+        if dropped:
             with self._cond:
-                for j in batch:
-                    if not j.final and j.request.cache:
-                        self._caching.discard(j.key)
-                        self._cond.notify_all()  # its final may go now
-                self._batches += 1
-                self._requests += len(batch)
-                self._busy += took
-                self._audio += sum(j.seconds for j in batch)
-                self._max_wait = max(self._max_wait, max(started - j.submitted for j in batch))
-            if self.on_batch is not None:
-                try:
-                    self.on_batch([(j.final, started - j.submitted) for j in batch], took)
-                except Exception:  # noqa: BLE001 - metrics must not stop inference
-                    log.exception("inference metrics hook failed")
-            for job, res in zip(batch, results):
-                self._resolve(job, res)
+                self._caching.difference_update(j.key for j in dropped if not j.final)
+                self._cond.notify_all()
+        if not batch:
+            return
+        try:
+            results: list[AsrResult | BaseException] = list(
+                self.engine.transcribe_batch([j.request for j in batch])
+            )
+        except Exception as e:  # noqa: BLE001 - reported to each waiting call
+            log.exception("inference failed for a batch of %d", len(batch))
+            results = [e] * len(batch)
+        took = time.monotonic() - started
+        with self._cond:
+            for j in batch:
+                if not j.final and j.request.cache:
+                    self._caching.discard(j.key)
+                    self._cond.notify_all()  # its final may go now
+            self._batches += 1
+            self._requests += len(batch)
+            self._busy += took
+            self._audio += sum(j.seconds for j in batch)
+            self._max_wait = max(self._max_wait, max(started - j.submitted for j in batch))
+        if self.on_batch is not None:
+            try:
+                self.on_batch([(j.final, started - j.submitted) for j in batch], took)
+            except Exception:  # noqa: BLE001 - metrics must not stop inference
+                log.exception("inference metrics hook failed")
+        for job, res in zip(batch, results):
+            self._resolve(job, res)
 
     @staticmethod
     def _resolve(job: _Job, value) -> None:
