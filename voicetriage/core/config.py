@@ -134,9 +134,10 @@ class AsrConfig:
     # probes; the final of the same audio takes them (asr_work: speculated, speculation_used)
     speculate: bool = False
     # with two or more inference workers, a final's (or speculating partial's) dialect-probe
-    # decodes run on another worker beside its temperature fallback instead of after it; off:
-    # at 4 calls the other worker is other calls' and their finals wait (docs/capacity.md)
-    split_final_work: bool = False
+    # decodes run on another worker beside its temperature fallback instead of after it, when
+    # that worker is idle (nothing queued, a thread free), so it never takes another call's
+    # turn (unconditional, it cost 4-call p95 3.84 -> 8.44 s; gated, it cost nothing: docs/capacity.md)
+    split_final_work: bool = True
 
 
 @dataclass(frozen=True)
