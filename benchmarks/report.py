@@ -457,8 +457,9 @@ def readme_section(results: dict, md_rel: str) -> str:
             f"{_f(s.get('memory_per_call_mb'), 1)} | {_check_cell(s)} |"
         )
     lines += ["",
-              "`loop ms per call-second`: the server event-loop thread's CPU per second of audio at the "
-              "busiest level (all calls' audio counted). "
+              "`loop ms per call-second`: the server event-loop thread's CPU per second of audio (all "
+              "calls' audio counted), the most of any level: usually 1 call, since the loop's fixed work "
+              "is spread over more audio as calls are added (per level in the full table). "
               "Capacity: most concurrent real-time calls with p95 end-of-speech-to-final under "
               f"{results['plan']['p95_limit_s']} s (`+`: the highest level tried still passed). First text is "
               "timed from the speech onset; the hint from the end of the spoken request (negative: the hint "
