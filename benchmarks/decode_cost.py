@@ -23,7 +23,6 @@ import dataclasses
 import json
 import sys
 import time
-import types
 import wave
 from pathlib import Path
 
@@ -65,14 +64,12 @@ def _utterances(clips, stream_config) -> list[list[np.ndarray]]:
     """Each clip cut into utterances by the server's own VAD and segmenter, fed in 20 ms
     frames as a call's audio arrives (what the streaming path's finals decode)."""
     from voicetriage.audio.segmenter import Segmenter, SpeechEnded
-    from voicetriage.audio.vad import WINDOW_S, VadModel
+    from voicetriage.audio.vad import VadModel
 
     vad = VadModel()
     out = []
     for _, audio in clips:
-        stream = vad.stream(reset_after=round(stream_config.vad_reset_silence_ms / 1000 / WINDOW_S),
-                            reset_below=stream_config.vad_neg_threshold)
-        seg = Segmenter(stream_config, stream.feed)
+        seg = Segmenter(stream_config, vad.stream_for(stream_config).feed)
         events = []
         for off in range(0, len(audio), 320):
             events += seg.feed(audio[off : off + 320])
@@ -107,12 +104,12 @@ def run(variants: list[str], root: Path = EVAL, limit: int = 0, log=print, seed:
         for (rec, _), utts in zip(clips, pieces):
             parts = [eng.transcribe_batch([AsrRequest(u, final=True, dialect_probe=k < eng.config.dialect_probe_finals
                                                       or not segmented)])[0].text for k, u in enumerate(utts)]
-            r = types.SimpleNamespace(text=("" if rec["language"] != "en" else " ").join(parts))
-            e, n = error_counts(rec["transcript"], r.text, rec["language"])
+            text = ("" if rec["language"] != "en" else " ").join(parts)
+            e, n = error_counts(rec["transcript"], text, rec["language"])
             errs.setdefault(rec["language"], [0, 0])
             errs[rec["language"]][0] += e
             errs[rec["language"]][1] += n
-            texts.append(r.text)
+            texts.append(text)
         cpu = time.process_time() - cpu0
         audio_s = sum(len(a) for _, a in clips) / 16000
         work = eng.counters.snapshot()

@@ -62,6 +62,7 @@ def _ms_per_s(cpu_s: float, audio_s: float) -> float:
 def stages(frames: list[bytes]) -> dict:
     from voicetriage.audio.codecs import AudioSpec, StreamDecoder
     from voicetriage.audio.vad import VadModel
+    from voicetriage.core.config import StreamConfig
     from voicetriage.core.events import CallInfo
     from voicetriage.triage.observer import CallTriage
     from voicetriage.triage.policy import load_policy
@@ -73,7 +74,7 @@ def stages(frames: list[bytes]) -> dict:
     t0 = time.thread_time()
     pcm = [dec.decode(f)[0] for f in frames]
     codec = time.thread_time() - t0
-    vad = VadModel().stream(reset_after=31, reset_below=0.35)
+    vad = VadModel().stream_for(StreamConfig())
     t0 = time.thread_time()
     for x in pcm:
         vad.feed(x)

@@ -8,7 +8,12 @@ was cut into frames.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from voicetriage.core.config import StreamConfig
 
 WINDOW = 512  # samples at 16 kHz = 32 ms
 CONTEXT = 64
@@ -36,6 +41,12 @@ class VadModel:
 
     def stream(self, reset_after: int = 0, reset_below: float = 0.35) -> "VadStream":
         return VadStream(self, reset_after, reset_below)
+
+    def stream_for(self, config: "StreamConfig") -> "VadStream":
+        """A track's stream with the call's ``[stream]`` settings (the state reset after
+        ``vad_reset_silence_ms`` below ``vad_neg_threshold``)."""
+        return self.stream(reset_after=round(config.vad_reset_silence_ms / 1000 / WINDOW_S),
+                           reset_below=config.vad_neg_threshold)
 
     def run(self, windows: np.ndarray, h: np.ndarray, c: np.ndarray):
         """Speech probabilities for consecutive (n, CONTEXT+WINDOW) rows."""

@@ -27,7 +27,7 @@ from voicetriage.asr.engine import AsrRequest, _round_prob
 from voicetriage.asr.worker import InferenceWorker
 from voicetriage.audio.codecs import TARGET_RATE, AudioSpec, StreamDecoder
 from voicetriage.audio.segmenter import Segmenter, SpeechEnded
-from voicetriage.audio.vad import WINDOW_S, VadModel
+from voicetriage.audio.vad import VadModel
 from voicetriage.core.config import AsrConfig, StreamConfig
 from voicetriage.core.errors import AudioFormatError
 from voicetriage.core.events import DTMF_DIGITS, CallError, CallInfo, CallSummary, Dtmf, Final, Partial
@@ -89,8 +89,7 @@ class CallSession:
         mono = AudioSpec(spec.encoding, spec.sample_rate, 1)
         self._tracks = {}
         for name in tracks:
-            stream = vad.stream(reset_after=round(config.vad_reset_silence_ms / 1000 / WINDOW_S),
-                                reset_below=config.vad_neg_threshold)
+            stream = vad.stream_for(config)
             self._tracks[name] = _Track(name, Segmenter(config, stream.feed),
                                         None if self._stereo else StreamDecoder(mono), vad=stream.feed,
                                         vad_reset=stream.reset)
