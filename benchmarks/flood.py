@@ -22,7 +22,9 @@ from pathlib import Path
 from . import machine
 from .analysis import analyse, summarise
 from .corpus import build_calls
-from .systems import VoiceTriage
+from .systems import SystemError_, VoiceTriage
+
+DRAIN_S = 6.0  # the victim's real-time silence after its audio, until its last final
 
 
 async def _flood(port: int, pcm: bytes, stop: asyncio.Event, sent: list[float], k: int) -> None:
@@ -49,14 +51,12 @@ async def _flood(port: int, pcm: bytes, stop: asyncio.Event, sent: list[float], 
             reader.cancel()
 
 
-async def _audio_received(port: int) -> float:
+async def _audio_received(system: VoiceTriage) -> float:
     """The server's voicetriage_audio_seconds_total (all calls, after pacing), from /metrics."""
-    r, w = await asyncio.open_connection("127.0.0.1", port)
-    w.write(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-    await w.drain()
-    raw = (await asyncio.wait_for(r.read(), 10)).decode("utf-8", "replace")
-    w.close()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in raw.splitlines()
+    body = await system.get("/metrics")
+    if body is None:
+        raise SystemError_(f"{system.label}: /metrics did not answer")
+    return sum(float(line.rsplit(" ", 1)[1]) for line in body.decode("utf-8", "replace").splitlines()
                if line.startswith("voicetriage_audio_seconds_total"))
 
 
@@ -64,11 +64,11 @@ async def condition(system: VoiceTriage, victim, flood_pcm: bytes, floods: int, 
     stop = asyncio.Event()
     sent = [0.0] * floods
     load = machine.load_average()
-    received0 = await _audio_received(system.port)
+    received0 = await _audio_received(system)
     t0 = time.monotonic()
     tasks = [asyncio.ensure_future(_flood(system.port, flood_pcm, stop, sent, k)) for k in range(floods)]
     await asyncio.sleep(2.0 if floods else 0.0)  # the flood is under way before the call starts
-    trace = await system.run_call(victim, chunk_samples=320, drain_s=6.0, timeout=120.0)
+    trace = await system.run_call(victim, chunk_samples=320, drain_s=DRAIN_S, timeout=120.0)
     stop.set()
     wall = time.monotonic() - t0
     for t in tasks:
@@ -77,12 +77,12 @@ async def condition(system: VoiceTriage, victim, flood_pcm: bytes, floods: int, 
         except Exception:  # a flooder the server closed is a result, not a harness failure
             pass
     health = await system.stats()
+    # the victim's own audio: its call, then real-time silence until its last final (at most drain_s)
+    victim_s = victim.duration_s + min(DRAIN_S, max(0.0, trace.closed_at - trace.audio_done_at))
     # what the server took in from the flooders until their connections closed (the rest of
     # what they sent waited in the kernel's socket buffers, tcp_rmem + tcp_wmem: tens of MB
     # on loopback; a closing flooder's buffered audio is still read, paced, before its close)
-    # the victim's own audio: its call, then real-time silence until its last final (at most drain_s)
-    victim_s = victim.duration_s + min(6.0, max(0.0, trace.closed_at - trace.audio_done_at))
-    taken = await _audio_received(system.port) - received0 - victim_s
+    taken = await _audio_received(system) - received0 - victim_s
     taken_wall = time.monotonic() - t0
     s = summarise(analyse(trace))
     row = {"floods": floods, "final_s": s["final_s"], "utterances": s["utterances"],

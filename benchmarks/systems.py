@@ -240,7 +240,8 @@ class VoiceTriage(System):
                 raise SystemError_(f"voicetriage did not answer a health message: {self.server.log_tail()}")
             await asyncio.sleep(0.3)
 
-    async def _get(self, path: str) -> bytes | None:
+    async def get(self, path: str) -> bytes | None:
+        """The body of GET ``path`` on the server (None if it did not answer)."""
         try:
             r, w = await asyncio.open_connection("127.0.0.1", self.port)
             w.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
@@ -252,7 +253,7 @@ class VoiceTriage(System):
             return None
 
     async def loop_lag(self) -> list[tuple[float, float]] | None:
-        body = await self._get("/metrics")
+        body = await self.get("/metrics")
         if body is None:
             return None
         out = []
@@ -263,14 +264,10 @@ class VoiceTriage(System):
         return sorted(out) or None
 
     async def stats(self) -> dict:
+        body = await self.get("/health")
         try:
-            r, w = await asyncio.open_connection("127.0.0.1", self.port)
-            w.write(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            await w.drain()
-            raw = await asyncio.wait_for(r.read(), 10)
-            w.close()
-            return json.loads(raw.split(b"\r\n\r\n", 1)[1])
-        except (OSError, ValueError, IndexError, asyncio.TimeoutError):
+            return json.loads(body) if body is not None else {}
+        except ValueError:
             return {}
 
     async def run_call(self, call: Call, *, chunk_samples: int, drain_s: float, timeout: float) -> CallTrace:

@@ -394,7 +394,7 @@ class AsrEngine:
         failing = [i for i, r in enumerate(requests)
                    if (r.final or r.speculate) and i not in settled and self._needs_fallback(best[i])]
         tried: dict[int, list[_Decode]] = {i: [best[i]] for i in failing}
-        # a loop gets the first fallback_loop_temperatures (default all); a decode that is
+        # a loop gets the first fallback_loop_temperatures (2); a decode that is
         # only unsure (low log-probability: dialect speech the model cannot follow, where more
         # sampling rarely helps) the first fallback_logprob_temperatures (benchmarks/decode_cost.py)
         loops = {i for i in failing if self._loops(best[i])}
@@ -422,7 +422,7 @@ class AsrEngine:
             n_loop = sum(1 for i in failing if i in loops)
             if n_loop:  # the part of the fallback spent on loops (a row costs what the batch costs)
                 self.counters.add("fallback_loop", n_loop, took * n_loop / len(failing))
-            spec += 0.0 if requests[0].final else time.perf_counter() - t0
+            spec += 0.0 if requests[0].final else took
             still = []
             for i, d in zip(failing, again):
                 tried[i].append(d)
